@@ -1,0 +1,323 @@
+"""Every command relationd accepts, one pydantic model each, told apart by ``type``.
+
+A command is the JSON body of an AMQP message whose ``message_id`` is the command id. Unknown
+fields are refused, types are strict, strings and maps are bounded.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+from contracts.charm import CharmMetadata
+from contracts.names import (
+    ApplicationName,
+    EndpointRef,
+    ModelName,
+    ModelRef,
+    RelationRef,
+    UnitName,
+)
+
+
+def _storable(value: str) -> str:
+    """Text PostgreSQL can store: no NUL, no lone surrogate (invalid UTF-8 on the wire)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+SettingKey = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_storable)]
+SettingValue = Annotated[str, StringConstraints(max_length=65536), AfterValidator(_storable)]
+# A write to a settings bag: named keys are set, a key given "" is deleted, others stay.
+Settings = Annotated[dict[SettingKey, SettingValue], Field(max_length=1000)]
+
+
+class RelationStatus(StrEnum):
+    joining = "joining"
+    joined = "joined"
+    broken = "broken"
+    suspending = "suspending"
+    suspended = "suspended"
+    error = "error"
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # Reads run in a read-only transaction and are not deduplicated.
+    read_only: ClassVar[bool] = False
+
+
+class _ModelCommand(_Command):
+    model: ModelRef = Field(description="The model's name or UUID.")
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+
+class CreateModel(_Command):
+    """Create a model (a tenant)."""
+
+    type: Literal["create_model"] = "create_model"
+    name: ModelName
+
+
+class ListModels(_Command):
+    """List every model."""
+
+    type: Literal["list_models"] = "list_models"
+    read_only: ClassVar[bool] = True
+
+
+# ---- applications and units -----------------------------------------------------------------
+
+
+class Deploy(_ModelCommand):
+    """Deploy an application from the relation parts of its charm metadata."""
+
+    type: Literal["deploy"] = "deploy"
+    application: ApplicationName
+    charm: CharmMetadata
+    units: int = Field(default=0, ge=0, le=1000)
+
+
+class AddUnits(_ModelCommand):
+    """Add units to a principal application."""
+
+    type: Literal["add_units"] = "add_units"
+    application: ApplicationName
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+class SetLeader(_ModelCommand):
+    """Make a unit its application's leader."""
+
+    type: Literal["set_leader"] = "set_leader"
+    unit: UnitName
+
+
+class RemoveUnit(_ModelCommand):
+    """Make a unit dying; it is removed once it is in no relation scope and has no subordinates."""
+
+    type: Literal["remove_unit"] = "remove_unit"
+    unit: UnitName
+
+
+class RemoveApplication(_ModelCommand):
+    """Make an application, its units and its relations dying."""
+
+    type: Literal["remove_application"] = "remove_application"
+    application: ApplicationName
+
+
+# ---- relations ------------------------------------------------------------------------------
+
+
+class Integrate(_ModelCommand):
+    """Relate two applications: ``endpoints`` are two ``app[:endpoint]`` identifiers."""
+
+    type: Literal["integrate"] = "integrate"
+    endpoints: Annotated[list[EndpointRef], Field(min_length=2, max_length=2)]
+    settings: Annotated[dict[ApplicationName, Settings], Field(max_length=2)] = Field(
+        default_factory=dict, description="Initial application settings, by application name."
+    )
+
+
+class RemoveRelation(_ModelCommand):
+    """Make a relation dying (status broken); removed once no unit is in its scope.
+
+    Name it by ``relation`` (id or UUID) or by its two ``endpoints``.
+    """
+
+    type: Literal["remove_relation"] = "remove_relation"
+    relation: RelationRef | None = None
+    endpoints: Annotated[list[EndpointRef], Field(min_length=2, max_length=2)] | None = None
+
+
+class EnterScope(_ModelCommand):
+    """A unit enters a relation's scope, optionally replacing its settings."""
+
+    type: Literal["enter_scope"] = "enter_scope"
+    relation: RelationRef
+    unit: UnitName
+    settings: Settings | None = None
+
+
+class LeaveScope(_ModelCommand):
+    """A unit leaves a relation's scope."""
+
+    type: Literal["leave_scope"] = "leave_scope"
+    relation: RelationRef
+    unit: UnitName
+
+
+class SetUnitSettings(_ModelCommand):
+    """Merge into a unit's settings in a relation (the unit must be in scope)."""
+
+    type: Literal["set_unit_settings"] = "set_unit_settings"
+    relation: RelationRef
+    unit: UnitName
+    settings: Settings
+
+
+class SetApplicationSettings(_ModelCommand):
+    """Merge into the settings of ``unit``'s application in a relation; ``unit`` must lead."""
+
+    type: Literal["set_application_settings"] = "set_application_settings"
+    relation: RelationRef
+    unit: UnitName
+    settings: Settings
+
+
+class SetRelationStatus(_ModelCommand):
+    """The leader ``unit`` sets the relation's status."""
+
+    type: Literal["set_relation_status"] = "set_relation_status"
+    relation: RelationRef
+    unit: UnitName
+    status: RelationStatus
+    message: Annotated[str, StringConstraints(max_length=1024), AfterValidator(_storable)] = ""
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+
+class _Read(_ModelCommand):
+    read_only: ClassVar[bool] = True
+
+
+class ListApplications(_Read):
+    """Applications of a model with their units, leader and life."""
+
+    type: Literal["list_applications"] = "list_applications"
+
+
+class GetRelation(_Read):
+    """One relation's details, by id or UUID."""
+
+    type: Literal["get_relation"] = "get_relation"
+    relation: RelationRef
+
+
+class ListRelations(_Read):
+    """All relations of a model, or of one application."""
+
+    type: Literal["list_relations"] = "list_relations"
+    application: ApplicationName | None = None
+
+
+class ApplicationEndpoints(_Read):
+    """An application's endpoints."""
+
+    type: Literal["application_endpoints"] = "application_endpoints"
+    application: ApplicationName
+
+
+class RelationIds(_Read):
+    """The ids of the relations on ``app:endpoint`` (``relation-ids``)."""
+
+    type: Literal["relation_ids"] = "relation_ids"
+    endpoint: EndpointRef
+
+
+class RelationUnits(_Read):
+    """The units in a relation's scope, optionally of one application (``relation-list``)."""
+
+    type: Literal["relation_units"] = "relation_units"
+    relation: RelationRef
+    application: ApplicationName | None = None
+
+
+class GetUnitSettings(_Read):
+    """A unit's settings in a relation; ``as_unit`` checks the read as that unit's."""
+
+    type: Literal["get_unit_settings"] = "get_unit_settings"
+    relation: RelationRef
+    unit: UnitName
+    as_unit: UnitName | None = None
+
+
+class GetApplicationSettings(_Read):
+    """An application's settings in a relation; ``as_unit`` checks the read as that unit's."""
+
+    type: Literal["get_application_settings"] = "get_application_settings"
+    relation: RelationRef
+    application: ApplicationName
+    as_unit: UnitName | None = None
+
+
+class RelationEndpointUuid(_Read):
+    """The relation endpoint UUID of an application in a relation."""
+
+    type: Literal["relation_endpoint_uuid"] = "relation_endpoint_uuid"
+    relation: RelationRef
+    application: ApplicationName
+
+
+class UnitRelations(_Read):
+    """The relations a unit's application is in, with scope and suspension for the unit."""
+
+    type: Literal["unit_relations"] = "unit_relations"
+    unit: UnitName
+
+
+class EventsAfter(_Read):
+    """The model's change events after sequence ``after`` (replay for watchers)."""
+
+    type: Literal["events_after"] = "events_after"
+    after: int = Field(default=0, ge=0)
+    limit: int = Field(default=1000, ge=1, le=10000)
+    namespace: Annotated[str, StringConstraints(max_length=64)] | None = None
+    relation_id: int | None = Field(default=None, ge=0)
+
+
+Command = Annotated[
+    CreateModel
+    | ListModels
+    | Deploy
+    | AddUnits
+    | SetLeader
+    | RemoveUnit
+    | RemoveApplication
+    | Integrate
+    | RemoveRelation
+    | EnterScope
+    | LeaveScope
+    | SetUnitSettings
+    | SetApplicationSettings
+    | SetRelationStatus
+    | ListApplications
+    | GetRelation
+    | ListRelations
+    | ApplicationEndpoints
+    | RelationIds
+    | RelationUnits
+    | GetUnitSettings
+    | GetApplicationSettings
+    | RelationEndpointUuid
+    | UnitRelations
+    | EventsAfter,
+    Field(discriminator="type"),
+]
+
+COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
+
+COMMAND_TYPES: dict[str, type[_Command]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        CreateModel, ListModels, Deploy, AddUnits, SetLeader, RemoveUnit, RemoveApplication,
+        Integrate, RemoveRelation, EnterScope, LeaveScope, SetUnitSettings,
+        SetApplicationSettings, SetRelationStatus, ListApplications, GetRelation, ListRelations,
+        ApplicationEndpoints, RelationIds, RelationUnits, GetUnitSettings,
+        GetApplicationSettings, RelationEndpointUuid, UnitRelations, EventsAfter,
+    )
+}  # fmt: skip
+
+AnyCommand = _Command

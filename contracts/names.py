@@ -1,0 +1,57 @@
+"""Validated name types, after Juju's naming rules, shared by commands and results."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+APPLICATION_RE = r"^[a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*$"
+ENDPOINT_RE = r"^[a-z][a-z0-9]*([_-][a-z0-9]+)*$"
+MODEL_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+UNIT_RE = r"^([a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*)/(0|[1-9][0-9]{0,8})$"
+UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+ApplicationName = Annotated[str, StringConstraints(pattern=APPLICATION_RE, max_length=63)]
+EndpointName = Annotated[str, StringConstraints(pattern=ENDPOINT_RE, max_length=63)]
+InterfaceName = Annotated[str, StringConstraints(pattern=ENDPOINT_RE, max_length=63)]
+ModelName = Annotated[str, StringConstraints(pattern=MODEL_RE, max_length=63)]
+UnitName = Annotated[str, StringConstraints(pattern=UNIT_RE, max_length=73)]
+Uuid = Annotated[str, StringConstraints(pattern=UUID_RE)]
+
+
+def _model_ref(value: str) -> str:
+    if re.match(MODEL_RE, value) or re.match(UUID_RE, value):
+        return value
+    raise ValueError("must be a model name (lower-case letters, digits, '-') or a model UUID")
+
+
+# A model named by its name or its UUID.
+ModelRef = Annotated[str, Field(max_length=63), AfterValidator(_model_ref)]
+# A relation named by its integer id or its UUID.
+RelationRef = Annotated[int, Field(ge=0, le=2**62)] | Uuid
+
+
+def split_endpoint(ref: str) -> tuple[str, str | None]:
+    """Split ``app[:endpoint]`` into its parts."""
+    app, _, endpoint = ref.partition(":")
+    return app, (endpoint or None)
+
+
+def unit_application(unit: str) -> str:
+    """The application name of a unit name ``app/N``."""
+    return unit.rpartition("/")[0]
+
+
+def _endpoint_ref(value: str) -> str:
+    app, endpoint = split_endpoint(value)
+    if not re.match(APPLICATION_RE, app):
+        raise ValueError(f"{value!r}: application part must be a valid application name")
+    if endpoint is not None and not re.match(ENDPOINT_RE, endpoint):
+        raise ValueError(f"{value!r}: endpoint part must be a valid endpoint name")
+    return value
+
+
+# ``application[:endpoint]``, as `juju integrate` takes it.
+EndpointRef = Annotated[str, Field(max_length=127), AfterValidator(_endpoint_ref)]

@@ -1,0 +1,136 @@
+"""One command, one transaction: dedupe, model lock (in the handler), handler, outbox, reply.
+
+The reply is stored with the command id, so a redelivered command is answered from the store and
+changes nothing. A domain error rolls back to a savepoint and is stored as the reply too, so the
+same command always gets the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from contracts import errors
+from contracts.errors import RelationdError
+from contracts.events import routing_key
+from handlers import HANDLERS, Change
+
+OUTBOX_CHANNEL = "relationd_outbox"
+
+_CLAIM = """
+INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($1, $2, $3)
+ON CONFLICT (command_id) DO NOTHING
+RETURNING command_id
+"""
+_STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
+_STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
+_NEXT_SEQS = """
+UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2
+"""
+_INSERT_EVENTS = """
+INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
+SELECT $1, s, n, k, r, kj, pj, $8
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+     AS t(s, n, k, r, kj, pj)
+"""
+_NOTIFY = "SELECT pg_notify($1, '')"
+
+
+class Disposition(StrEnum):
+    """How a command ended, for logs and metrics."""
+
+    applied = "applied"
+    refused = "refused"  # a domain error, stored as the reply
+    duplicate = "duplicate"  # answered from the store
+    read = "read"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    reply: dict[str, Any]
+    disposition: Disposition
+    events: int = 0
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def ok_reply(command_id: str, cmd_type: str, result: Any) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command_id": command_id,
+        "type": cmd_type,
+        "result": to_jsonable_python(result),
+    }
+
+
+def error_reply(command_id: str | None, cmd_type: str | None, err: RelationdError) -> dict[str, Any]:
+    return {"ok": False, "command_id": command_id, "type": cmd_type, "error": err.to_dict()}
+
+
+async def apply(conn: Any, command_id: str, digest: str, cmd: Any) -> Applied:
+    """Apply one validated command on ``conn`` in a transaction of its own.
+
+    Transient database errors propagate; the caller retries the whole call.
+    """
+    handler = HANDLERS[cmd.type]
+    if cmd.read_only:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            try:
+                outcome = await handler(conn, cmd)
+            except RelationdError as err:
+                return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
+            return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
+
+    async with conn.transaction():
+        if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
+            return await _stored(conn, command_id, digest, cmd.type)
+        try:
+            async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
+                outcome = await handler(conn, cmd)
+                await write_events(conn, outcome.changes, command_id)
+        except RelationdError as err:
+            reply = error_reply(command_id, cmd.type, err)
+            await conn.execute(_STORE_REPLY, command_id, reply)
+            return Applied(reply, Disposition.refused)
+        reply = ok_reply(command_id, cmd.type, outcome.result)
+        await conn.execute(_STORE_REPLY, command_id, reply)
+        return Applied(reply, Disposition.applied, len(outcome.changes))
+
+
+async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> Applied:
+    row = await conn.fetchrow(_STORED, command_id)
+    if row["body_sha256"] != digest:
+        err = errors.InvalidCommand(
+            f"command id {command_id!r} was already used for a different command; command ids must be unique",
+            field="message_id",
+        )
+        return Applied(error_reply(command_id, cmd_type, err), Disposition.refused)
+    return Applied(dict(row["reply"]), Disposition.duplicate)
+
+
+async def write_events(conn: Any, changes: list[Change], command_id: str | None) -> None:
+    """Number the changes per model, in order, and insert them into the outbox."""
+    by_model: dict[str, list[Change]] = {}
+    for change in changes:
+        by_model.setdefault(change.model_uuid, []).append(change)
+    for model_uuid, items in by_model.items():
+        first = await conn.fetchval(_NEXT_SEQS, model_uuid, len(items))
+        await conn.execute(
+            _INSERT_EVENTS,
+            model_uuid,
+            [first + 1 + i for i in range(len(items))],
+            [c.namespace.value for c in items],
+            [c.kind for c in items],
+            [routing_key(model_uuid, c.namespace, c.relation_id) for c in items],
+            [to_jsonable_python(c.key) for c in items],
+            [to_jsonable_python(c.payload) for c in items],
+            command_id,
+        )
+    if changes:
+        await conn.execute(_NOTIFY, OUTBOX_CHANNEL)

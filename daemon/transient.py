@@ -1,0 +1,41 @@
+"""Which failures are worth retrying: the database or broker going away, deadlocks, conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+
+import aiormq.exceptions
+import asyncpg
+
+# SQLSTATE classes and codes that a retry can cure.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P")
+_TRANSIENT_SQLSTATES = {"55P03", "55006"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for connection loss, deadlock, serialization failure, shutdown, resource limits."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        return state.startswith(_TRANSIENT_SQLSTATE_PREFIXES) or state in _TRANSIENT_SQLSTATES
+    return isinstance(
+        exc,
+        (
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            ConnectionError,
+            OSError,
+            asyncio.TimeoutError,
+            aiormq.exceptions.AMQPConnectionError,
+            aiormq.exceptions.ChannelInvalidStateError,
+        ),
+    )
+
+
+def backoff(initial: float = 0.05, cap: float = 5.0) -> Iterator[float]:
+    """Exponential delays with full jitter: initial, 2x, ... up to cap, for ever."""
+    delay = initial
+    while True:
+        yield random.uniform(delay / 2, delay)
+        delay = min(cap, delay * 2)

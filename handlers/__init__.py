@@ -1,0 +1,10 @@
+"""The relation domain: one async handler per command, over a connection in a transaction.
+
+Handlers know nothing of AMQP. Each takes ``(connection, command)``, runs inside a transaction the
+caller owns, and returns an :class:`~handlers.outcome.Outcome`: the result and the changes it made.
+"""
+
+from handlers.outcome import Change, Outcome
+from handlers.registry import HANDLERS, Handler
+
+__all__ = ["HANDLERS", "Change", "Handler", "Outcome"]

@@ -1,0 +1,140 @@
+"""Finding the things commands name, raising the error that names what is missing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from contracts import errors
+from contracts.names import UUID_RE, unit_application
+
+Record = Any  # asyncpg.Record
+
+LIFE = {0: "alive", 1: "dying", 2: "dead"}
+ALIVE, DYING, DEAD = 0, 1, 2
+
+_MODEL_BY_UUID = "SELECT uuid, name FROM model WHERE uuid = $1::uuid"
+_MODEL_BY_NAME = "SELECT uuid, name FROM model WHERE name = $1"
+
+_APPLICATION = """
+SELECT a.uuid, a.name, a.life_id, c.subordinate
+FROM application a
+JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
+WHERE a.model_uuid = $1 AND a.name = $2
+"""
+
+_UNIT = """
+SELECT u.uuid, u.name, u.life_id, u.application_uuid, u.principal_uuid,
+       a.name AS application_name, a.life_id AS application_life_id, c.subordinate
+FROM unit u
+JOIN application a ON a.model_uuid = u.model_uuid AND a.uuid = u.application_uuid
+JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
+WHERE u.model_uuid = $1 AND u.name = $2
+"""
+
+_RELATION_COLUMNS = """
+SELECT r.uuid, r.relation_id, r.key, r.is_peer, r.life_id, r.created_at,
+       crs.name AS scope, rst.name AS status, rs.message
+FROM relation r
+JOIN charm_relation_scope crs ON crs.id = r.scope_id
+JOIN relation_status rs ON rs.model_uuid = r.model_uuid AND rs.relation_uuid = r.uuid
+JOIN relation_status_type rst ON rst.id = rs.status_type_id
+"""
+_RELATION_BY_ID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.relation_id = $2"
+_RELATION_BY_UUID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.uuid = $2::uuid"
+
+_RELATION_ENDPOINTS = """
+SELECT relation_endpoint_uuid, endpoint_uuid, application_uuid, application_name, subordinate,
+       endpoint_name, role, interface, scope, capacity, optional, position
+FROM v_relation_endpoint
+WHERE model_uuid = $1 AND relation_uuid = $2
+ORDER BY position
+"""
+
+
+async def model(conn: Any, ref: str, *, lock: bool) -> Record:
+    """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
+
+    Raises ModelNotFound.
+    """
+    query = _MODEL_BY_UUID if re.match(UUID_RE, ref) else _MODEL_BY_NAME
+    if lock:
+        query += " FOR NO KEY UPDATE"
+    row = await conn.fetchrow(query, ref)
+    if row is None:
+        raise errors.ModelNotFound(f"model {ref!r} not found", model=ref)
+    return row
+
+
+async def application(conn: Any, model_uuid: str, name: str) -> Record:
+    """Raises ApplicationNotFound."""
+    row = await conn.fetchrow(_APPLICATION, model_uuid, name)
+    if row is None:
+        raise errors.ApplicationNotFound(f"application {name!r} not found", application=name)
+    return row
+
+
+async def unit(conn: Any, model_uuid: str, name: str) -> Record:
+    """Raises UnitNotFound."""
+    row = await conn.fetchrow(_UNIT, model_uuid, name)
+    if row is None:
+        raise errors.UnitNotFound(f"unit {name!r} not found", unit=name)
+    return row
+
+
+async def relation(conn: Any, model_uuid: str, ref: int | str) -> Record:
+    """The relation named by id or UUID. Raises RelationNotFound."""
+    if isinstance(ref, int):
+        row = await conn.fetchrow(_RELATION_BY_ID, model_uuid, ref)
+    else:
+        row = await conn.fetchrow(_RELATION_BY_UUID, model_uuid, ref)
+    if row is None:
+        raise errors.RelationNotFound(f"relation {ref} not found", relation=ref)
+    return row
+
+
+async def relation_endpoints(conn: Any, model_uuid: str, relation_uuid: str) -> list[Record]:
+    rows: list[Record] = await conn.fetch(_RELATION_ENDPOINTS, model_uuid, relation_uuid)
+    return rows
+
+
+def endpoint_of(endpoints: list[Record], application_name: str) -> Record | None:
+    """The relation endpoint of an application, if it takes part in the relation."""
+    return next((e for e in endpoints if e["application_name"] == application_name), None)
+
+
+def endpoint_for_unit(endpoints: list[Record], rel: Record, unit_name: str) -> Record:
+    """The endpoint the unit's application has in the relation. Raises UnitNotInRelation."""
+    ep = endpoint_of(endpoints, unit_application(unit_name))
+    if ep is None:
+        raise errors.UnitNotInRelation(
+            f"unit {unit_name!r} is not in relation {rel['relation_id']} ({rel['key']})",
+            unit=unit_name,
+            relation_id=rel["relation_id"],
+        )
+    return ep
+
+
+async def leader_of(conn: Any, model_uuid: str, application_uuid: str) -> str | None:
+    name: str | None = await conn.fetchval(
+        """
+        SELECT u.name FROM application_leader l
+        JOIN unit u ON u.model_uuid = l.model_uuid AND u.uuid = l.unit_uuid
+        WHERE l.model_uuid = $1 AND l.application_uuid = $2
+        """,
+        model_uuid,
+        application_uuid,
+    )
+    return name
+
+
+async def require_leader(conn: Any, model_uuid: str, unit_row: Record, action: str) -> None:
+    """Raises NotLeader unless the unit leads its application."""
+    leader = await leader_of(conn, model_uuid, unit_row["application_uuid"])
+    if leader != unit_row["name"]:
+        raise errors.NotLeader(
+            f"unit {unit_row['name']!r} cannot {action}: it is not the leader of "
+            f"{unit_row['application_name']!r} (leader: {leader or 'none'})",
+            unit=unit_row["name"],
+            application=unit_row["application_name"],
+        )

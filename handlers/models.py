@@ -1,0 +1,43 @@
+"""Models: the tenants every other row belongs to."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contracts import errors
+from contracts.commands import CreateModel, ListModels
+from contracts.events import Namespace
+from contracts.replies import ModelInfo
+from handlers.outcome import Change, Outcome
+
+_INSERT_MODEL = """
+INSERT INTO model (uuid, name) VALUES ($1, $2)
+ON CONFLICT (name) DO NOTHING
+RETURNING uuid
+"""
+_INSERT_SEQUENCES = """
+WITH rs AS (INSERT INTO relation_sequence (model_uuid) VALUES ($1))
+INSERT INTO model_event_sequence (model_uuid) VALUES ($1)
+"""
+_INSERT_ALPHA_SPACE = "INSERT INTO space (model_uuid, uuid, name) VALUES ($1, $2, 'alpha')"
+_LIST_MODELS = "SELECT uuid, name FROM model ORDER BY name"
+
+
+async def create_model(conn: Any, cmd: CreateModel) -> Outcome:
+    """Create a model with its relation and event sequences and the default space.
+
+    Raises ModelAlreadyExists when the name is taken.
+    """
+    model_uuid = str(uuid.uuid4())
+    if await conn.fetchval(_INSERT_MODEL, model_uuid, cmd.name) is None:
+        raise errors.ModelAlreadyExists(f"model {cmd.name!r} already exists", model=cmd.name)
+    await conn.execute(_INSERT_SEQUENCES, model_uuid)
+    await conn.execute(_INSERT_ALPHA_SPACE, model_uuid, str(uuid.uuid4()))
+    change = Change(model_uuid, Namespace.model, "created", {"model": cmd.name})
+    return Outcome(ModelInfo(uuid=model_uuid, name=cmd.name), [change])
+
+
+async def list_models(conn: Any, cmd: ListModels) -> Outcome:
+    rows = await conn.fetch(_LIST_MODELS)
+    return Outcome([ModelInfo(uuid=r["uuid"], name=r["name"]) for r in rows])

@@ -1,0 +1,96 @@
+"""Creating a relation's rows and reading one back as a RelationInfo."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contracts.charm import Role, Scope
+from contracts.replies import RelationEndpointInfo, RelationInfo
+from handlers import lookup
+
+Record = Any
+
+_NEXT_RELATION_ID = """
+UPDATE relation_sequence SET value = value + 1 WHERE model_uuid = $1 RETURNING value - 1
+"""
+_INSERT_RELATION = """
+INSERT INTO relation (model_uuid, uuid, relation_id, key, is_peer, scope_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING uuid, relation_id, key
+"""
+_INSERT_RELATION_ENDPOINT = """
+INSERT INTO relation_endpoint (model_uuid, uuid, relation_uuid, endpoint_uuid, application_uuid, position)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_INSERT_STATUS = """
+INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id) VALUES ($1, $2, 0)
+"""
+_UNITS_IN_SCOPE = """
+SELECT u.name FROM relation_unit ru
+JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
+JOIN unit u ON u.model_uuid = ru.model_uuid AND u.uuid = ru.unit_uuid
+WHERE re.model_uuid = $1 AND re.relation_uuid = $2
+ORDER BY re.position, u.number
+"""
+
+
+async def create_relation(
+    conn: Any,
+    model_uuid: str,
+    *,
+    key: str,
+    is_peer: bool,
+    container: bool,
+    endpoints: list[tuple[str, str]],
+) -> Record:
+    """Insert a relation with the model's next id, its endpoints and status joining.
+
+    ``endpoints`` are (application endpoint uuid, application uuid), requirer first.
+    """
+    relation_id = await conn.fetchval(_NEXT_RELATION_ID, model_uuid)
+    rel = await conn.fetchrow(
+        _INSERT_RELATION, model_uuid, str(uuid.uuid4()), relation_id, key, is_peer, int(container)
+    )
+    await conn.executemany(
+        _INSERT_RELATION_ENDPOINT,
+        [
+            (model_uuid, str(uuid.uuid4()), rel["uuid"], ep_uuid, app_uuid, position)
+            for position, (ep_uuid, app_uuid) in enumerate(endpoints)
+        ],
+    )
+    await conn.execute(_INSERT_STATUS, model_uuid, rel["uuid"])
+    return rel
+
+
+async def units_in_scope(conn: Any, model_uuid: str, relation_uuid: str) -> list[str]:
+    return [r["name"] for r in await conn.fetch(_UNITS_IN_SCOPE, model_uuid, relation_uuid)]
+
+
+def relation_endpoint_info(row: Record) -> RelationEndpointInfo:
+    return RelationEndpointInfo(
+        application=row["application_name"],
+        relation_endpoint_uuid=row["relation_endpoint_uuid"],
+        name=row["endpoint_name"],
+        role=Role(row["role"]),
+        interface=row["interface"],
+        scope=Scope(row["scope"]),
+        limit=row["capacity"],
+        optional=row["optional"],
+    )
+
+
+async def relation_info(conn: Any, model_uuid: str, rel: Record, *, with_units: bool = True) -> RelationInfo:
+    endpoints = await lookup.relation_endpoints(conn, model_uuid, rel["uuid"])
+    return RelationInfo(
+        id=rel["relation_id"],
+        uuid=rel["uuid"],
+        key=rel["key"],
+        life=lookup.LIFE[rel["life_id"]],
+        status=rel["status"],
+        message=rel["message"],
+        scope=Scope(rel["scope"]),
+        interface=endpoints[0]["interface"],
+        endpoints=[relation_endpoint_info(e) for e in endpoints],
+        units_in_scope=await units_in_scope(conn, model_uuid, rel["uuid"]) if with_units else [],
+    )

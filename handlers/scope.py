@@ -1,0 +1,179 @@
+"""Relation scope: units entering and leaving, and who is in scope (``relation-list``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contracts import errors
+from contracts.commands import EnterScope, LeaveScope, RelationUnits
+from contracts.replies import ScopeResult
+from handlers import changes, lifecycle, lookup, settings_bag
+from handlers.applications import add_subordinate_unit
+from handlers.outcome import Change, Outcome
+from handlers.relation_rows import units_in_scope
+
+Record = Any
+
+_RELATION_UNIT = """
+SELECT uuid FROM relation_unit
+WHERE model_uuid = $1 AND relation_endpoint_uuid = $2 AND unit_uuid = $3
+"""
+_INSERT_RELATION_UNIT = """
+INSERT INTO relation_unit (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
+VALUES ($1, $2, $3, $4, $5)
+"""
+_DELETE_RELATION_UNIT = "DELETE FROM relation_unit WHERE model_uuid = $1 AND uuid = $2"
+_SUBORDINATE_OF = """
+SELECT uuid, name, life_id FROM unit
+WHERE model_uuid = $1 AND application_uuid = $2 AND principal_uuid = $3
+"""
+_PRINCIPAL_APPLICATION = """
+SELECT a.name FROM unit u
+JOIN application a ON a.model_uuid = u.model_uuid AND a.uuid = u.application_uuid
+WHERE u.model_uuid = $1 AND u.uuid = $2
+"""
+_JOINED_ON_FIRST_ENTRY = """
+UPDATE relation_status SET status_type_id = 1, updated_at = now()
+WHERE model_uuid = $1 AND relation_uuid = $2 AND status_type_id = 0
+RETURNING message
+"""
+
+
+async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
+    """A unit enters a relation's scope; settings, if given, replace its bag.
+
+    A principal unit entering a container-scoped relation with a subordinate application gets
+    that application's subordinate unit created, unless it exists. The first unit to enter moves
+    the status from joining to joined. Idempotent.
+
+    Raises ModelNotFound, RelationNotFound, UnitNotFound, CannotEnterScopeNotAlive,
+    UnitNotInRelation, PotentialRelationUnitNotValid, CannotEnterScopeSubordinateNotAlive,
+    PayloadTooLarge.
+    """
+    model = await lookup.model(conn, cmd.model, lock=True)
+    m = model["uuid"]
+    rel = await lookup.relation(conn, m, cmd.relation)
+    unit = await lookup.unit(conn, m, cmd.unit)
+    for what, life in (("relation", rel["life_id"]), ("unit", unit["life_id"])):
+        if life != lookup.ALIVE:
+            raise errors.CannotEnterScopeNotAlive(
+                f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']} "
+                f"({rel['key']}): the {what} is {lookup.LIFE[life]}",
+                unit=cmd.unit,
+                relation_id=rel["relation_id"],
+            )
+    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    mine = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
+    other = next((e for e in endpoints if e is not mine), None)
+    out: list[Change] = []
+    created: list[str] = []
+    if rel["scope"] == "container" and other is not None:
+        if unit["subordinate"]:
+            await _check_subordinate_placement(conn, m, unit, other, rel)
+        elif other["subordinate"]:
+            sub = await conn.fetchrow(_SUBORDINATE_OF, m, other["application_uuid"], unit["uuid"])
+            if sub is None:
+                name, sub_changes = await add_subordinate_unit(
+                    conn, m, other["application_uuid"], other["application_name"], unit["uuid"]
+                )
+                created.append(name)
+                out += sub_changes
+            elif sub["life_id"] != lookup.ALIVE:
+                raise errors.CannotEnterScopeSubordinateNotAlive(
+                    f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']}: "
+                    f"its subordinate {sub['name']!r} is {lookup.LIFE[sub['life_id']]}",
+                    unit=cmd.unit,
+                    subordinate=sub["name"],
+                )
+    ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine["relation_endpoint_uuid"], unit["uuid"])
+    if ru_uuid is None:
+        ru_uuid = str(uuid.uuid4())
+        await conn.execute(
+            _INSERT_RELATION_UNIT,
+            m,
+            ru_uuid,
+            mine["relation_endpoint_uuid"],
+            unit["application_uuid"],
+            unit["uuid"],
+        )
+        out.append(changes.relation_unit(m, rel, cmd.unit, "entered", mine["endpoint_name"]))
+        message = await conn.fetchval(_JOINED_ON_FIRST_ENTRY, m, rel["uuid"])
+        if message is not None:
+            out.append(changes.relation_status(m, rel, "joined", message))
+    if cmd.settings is not None:
+        write = await settings_bag.write(
+            conn,
+            settings_bag.UNIT_BAG,
+            m,
+            ru_uuid,
+            cmd.settings,
+            replace=True,
+            what=f"settings of {cmd.unit} in relation {rel['relation_id']}",
+        )
+        if write.changed:
+            out.append(changes.unit_settings(m, rel, cmd.unit, write.sha256))
+    result = ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=True, created_units=created)
+    return Outcome(result, out)
+
+
+async def _check_subordinate_placement(
+    conn: Any, model_uuid: str, unit: Record, other: Record, rel: Record
+) -> None:
+    """A subordinate unit enters a container relation only beside its principal's application."""
+    if other["subordinate"]:
+        return
+    principal_app = None
+    if unit["principal_uuid"] is not None:
+        principal_app = await conn.fetchval(_PRINCIPAL_APPLICATION, model_uuid, unit["principal_uuid"])
+    if principal_app != other["application_name"]:
+        raise errors.PotentialRelationUnitNotValid(
+            f"subordinate unit {unit['name']!r} cannot enter container-scoped relation "
+            f"{rel['relation_id']} ({rel['key']}): its principal is not a unit of "
+            f"{other['application_name']!r}",
+            unit=unit["name"],
+            relation_id=rel["relation_id"],
+        )
+
+
+async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
+    """A unit leaves a relation's scope; its settings in the relation go with it. Idempotent.
+
+    A dying relation whose last unit leaves becomes dead and is removed; so does a dying unit
+    that is then in no scope.
+
+    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation.
+    """
+    model = await lookup.model(conn, cmd.model, lock=True)
+    m = model["uuid"]
+    rel = await lookup.relation(conn, m, cmd.relation)
+    unit = await lookup.unit(conn, m, cmd.unit)
+    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    mine = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
+    out: list[Change] = []
+    ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine["relation_endpoint_uuid"], unit["uuid"])
+    if ru_uuid is not None:
+        await conn.execute(_DELETE_RELATION_UNIT, m, ru_uuid)
+        out.append(changes.relation_unit(m, rel, cmd.unit, "left", mine["endpoint_name"]))
+        out += await lifecycle.reap(conn, m)
+    return Outcome(ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=False), out)
+
+
+async def relation_units(conn: Any, cmd: RelationUnits) -> Outcome:
+    """Units in scope, optionally of one application (``relation-list``).
+
+    Raises ModelNotFound, RelationNotFound, ApplicationNotFoundForRelation.
+    """
+    model = await lookup.model(conn, cmd.model, lock=False)
+    rel = await lookup.relation(conn, model["uuid"], cmd.relation)
+    names = await units_in_scope(conn, model["uuid"], rel["uuid"])
+    if cmd.application is not None:
+        endpoints = await lookup.relation_endpoints(conn, model["uuid"], rel["uuid"])
+        if lookup.endpoint_of(endpoints, cmd.application) is None:
+            raise errors.ApplicationNotFoundForRelation(
+                f"application {cmd.application!r} is not in relation {rel['relation_id']} ({rel['key']})",
+                application=cmd.application,
+                relation_id=rel["relation_id"],
+            )
+        names = [n for n in names if n.rpartition("/")[0] == cmd.application]
+    return Outcome(names)

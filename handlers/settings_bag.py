@@ -1,0 +1,148 @@
+"""Settings bags: merge rules, the content hash, and how a bag is read and written.
+
+A write merges: named keys are set, a key given "" is deleted, the others stay. The hash of the
+whole bag is kept beside it; a write that leaves the hash as it was changes nothing and emits
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from contracts import errors
+
+# Largest bag (keys plus values, in UTF-8 bytes) after a write; the daemon may configure it.
+MAX_BAG_BYTES = 256 * 1024
+
+
+def configure(max_bag_bytes: int) -> None:
+    global MAX_BAG_BYTES
+    MAX_BAG_BYTES = max_bag_bytes
+
+
+def merge(current: dict[str, str], update: dict[str, str]) -> dict[str, str]:
+    """The bag after a merge write."""
+    bag = dict(current)
+    for key, value in update.items():
+        if value == "":
+            bag.pop(key, None)
+        else:
+            bag[key] = value
+    return bag
+
+
+def bag_hash(bag: dict[str, str]) -> str:
+    """SHA-256 of the bag's canonical JSON: equal bags, equal hashes, whatever the order."""
+    canonical = json.dumps(bag, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def bag_size(bag: dict[str, str]) -> int:
+    return sum(
+        len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
+        for k, v in bag.items()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    changed: bool
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Bag:
+    """The two tables of one kind of bag; identifiers are constants, never input."""
+
+    settings: str
+    hashes: str
+    owner: str
+
+    def read_sql(self) -> str:
+        return f"SELECT key, value FROM {self.settings} WHERE model_uuid = $1 AND {self.owner} = $2"
+
+    def hash_sql(self) -> str:
+        return f"SELECT sha256 FROM {self.hashes} WHERE model_uuid = $1 AND {self.owner} = $2"
+
+    def delete_sql(self) -> str:
+        return (
+            f"DELETE FROM {self.settings} "
+            f"WHERE model_uuid = $1 AND {self.owner} = $2 AND key = ANY($3::text[])"
+        )
+
+    def upsert_sql(self) -> str:
+        return (
+            f"INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
+            "SELECT $1, $2, k, v FROM unnest($3::text[], $4::text[]) AS t(k, v) "
+            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value"
+        )
+
+    def set_hash_sql(self) -> str:
+        return (
+            f"INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) VALUES ($1, $2, $3) "
+            f"ON CONFLICT (model_uuid, {self.owner}) DO UPDATE SET sha256 = EXCLUDED.sha256"
+        )
+
+
+UNIT_BAG = _Bag("relation_unit_setting", "relation_unit_settings_hash", "relation_unit_uuid")
+APPLICATION_BAG = _Bag(
+    "relation_application_setting", "relation_application_settings_hash", "relation_endpoint_uuid"
+)
+
+
+async def read(conn: Any, bag: _Bag, model_uuid: str, owner_uuid: str) -> dict[str, str]:
+    rows = await conn.fetch(bag.read_sql(), model_uuid, owner_uuid)
+    return {r["key"]: r["value"] for r in sorted(rows, key=lambda r: r["key"])}
+
+
+async def write(
+    conn: Any,
+    bag: _Bag,
+    model_uuid: str,
+    owner_uuid: str,
+    update: dict[str, str],
+    *,
+    replace: bool = False,
+    what: str = "settings",
+) -> Write:
+    """Merge ``update`` into the bag (or replace the bag); store it only if its hash changes.
+
+    Raises PayloadTooLarge when the bag would exceed the configured size.
+    """
+    current = await read(conn, bag, model_uuid, owner_uuid)
+    old_hash = await conn.fetchval(bag.hash_sql(), model_uuid, owner_uuid) or bag_hash(current)
+    new = merge({} if replace else current, update)
+    new_hash = bag_hash(new)
+    if new_hash == old_hash:
+        return Write(False, new_hash)
+    size = bag_size(new)
+    if size > MAX_BAG_BYTES:
+        raise errors.PayloadTooLarge(
+            f"{what} would hold {size} bytes; the limit is {MAX_BAG_BYTES}",
+            size=size,
+            limit=MAX_BAG_BYTES,
+        )
+    removed = [k for k in current if k not in new]
+    if removed:
+        await conn.execute(bag.delete_sql(), model_uuid, owner_uuid, removed)
+    upsert = {k: v for k, v in new.items() if current.get(k) != v}
+    if upsert:
+        await conn.execute(bag.upsert_sql(), model_uuid, owner_uuid, list(upsert), list(upsert.values()))
+    await conn.execute(bag.set_hash_sql(), model_uuid, owner_uuid, new_hash)
+    return Write(True, new_hash)
+
+
+async def write_application_settings(
+    conn: Any, model_uuid: str, relation_endpoint_uuid: str, update: dict[str, str]
+) -> Write:
+    return await write(
+        conn,
+        APPLICATION_BAG,
+        model_uuid,
+        relation_endpoint_uuid,
+        update,
+        what="application settings",
+    )
