@@ -1,0 +1,5 @@
+"""`python -m daemon` is `relationd`."""
+
+from daemon.cli import main
+
+main()

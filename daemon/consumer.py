@@ -1,0 +1,189 @@
+"""The life of one command message: received -> applied -> replied -> acked.
+
+Validation failures are answered (when the message has ``reply_to``), dead-lettered with the
+reason and acked: never a requeue loop. Transient database failures are retried with backoff for
+as long as the daemon runs; if it stops first, the message stays unacked and is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts import errors, topology
+from contracts.errors import RelationdError
+from daemon import logs, metrics
+from daemon.applier import Applied, apply, error_reply
+from daemon.broker import Broker
+from daemon.parsing import Parsed, parse
+from daemon.settings import Settings
+from daemon.transient import backoff, is_transient
+
+log = logs.get("relationd.command")
+
+
+class Stage(StrEnum):
+    received = "received"
+    applied = "applied"
+    replied = "replied"
+    acked = "acked"
+
+
+class ShuttingDown(Exception):
+    """The daemon stopped before a transient failure cleared; the message will be redelivered."""
+
+
+class CommandConsumer:
+    """Runs each delivered command as a task; tracks them so shutdown can wait for them."""
+
+    def __init__(self, settings: Settings, pool: Any, broker: Broker) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = asyncio.Event()
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self.handle(message))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, within: float) -> bool:
+        """Wait for the commands in flight; True when all finished in time."""
+        if not self.tasks:
+            return True
+        _, pending = await asyncio.wait(set(self.tasks), timeout=within)
+        return not pending
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        stage = Stage.received
+        cmd_type = "?"
+        outcome = "error"
+        model: str | None = None
+        metrics.IN_FLIGHT.inc()
+        if message.redelivered:
+            metrics.REDELIVERIES.inc()
+        try:
+            try:
+                parsed = parse(
+                    message.body,
+                    message_id=message.message_id,
+                    content_type=message.content_type,
+                    max_body_bytes=self.settings.max_body_bytes,
+                )
+            except RelationdError as err:
+                outcome = "invalid"
+                await self._refuse(message, err)
+                stage = Stage.acked
+                return
+            cmd_type = parsed.command.type
+            model = getattr(parsed.command, "model", None)
+            try:
+                applied = await self._apply(parsed)
+                outcome = applied.disposition.value
+            except ShuttingDown:
+                outcome = "abandoned"
+                return
+            except Exception:
+                error_id = str(uuid.uuid4())
+                log.exception("command failed", command_id=parsed.command_id, error_id=error_id)
+                err = errors.Internal(
+                    f"internal error applying {cmd_type}; reference {error_id}", error_id=error_id
+                )
+                outcome = "internal"
+                await self._refuse(message, err)
+                stage = Stage.acked
+                return
+            stage = Stage.applied
+            await self._reply(message, applied.reply)
+            stage = Stage.replied
+            await message.ack()
+            stage = Stage.acked
+        except Exception as exc:
+            # Reply or ack failed: the broker session is gone. The command is committed and will
+            # be redelivered and answered from the store.
+            log.warning(
+                "command not acknowledged; it will be redelivered",
+                command_id=message.message_id,
+                stage=stage.value,
+                error=str(exc) or type(exc).__name__,
+            )
+        finally:
+            metrics.IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            metrics.COMMANDS.labels(cmd_type, outcome).inc()
+            metrics.COMMAND_SECONDS.labels(cmd_type).observe(elapsed)
+            log.info(
+                "command",
+                type=cmd_type,
+                model=model,
+                command_id=message.message_id,
+                outcome=outcome,
+                stage=stage.value,
+                ms=round(elapsed * 1000, 2),
+            )
+
+    async def _apply(self, parsed: Parsed) -> Applied:
+        delays = backoff(0.05, 5.0)
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    return await apply(conn, parsed.command_id, parsed.digest, parsed.command)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                metrics.RETRIES.labels("database").inc()
+                log.warning(
+                    "transient database failure; retrying",
+                    command_id=parsed.command_id,
+                    error=str(exc) or type(exc).__name__,
+                )
+            if self.stopping.is_set():
+                raise ShuttingDown
+            try:
+                await asyncio.wait_for(self.stopping.wait(), next(delays))
+            except TimeoutError:
+                pass
+
+    async def _reply(self, message: AbstractIncomingMessage, reply: dict[str, Any]) -> None:
+        if not message.reply_to:
+            return
+        await self.broker.publish(
+            "",
+            message.reply_to,
+            json.dumps(reply).encode(),
+            message_id=str(uuid.uuid4()),
+            correlation_id=message.correlation_id,
+        )
+
+    async def _refuse(self, message: AbstractIncomingMessage, err: RelationdError) -> None:
+        """Answer with the error when asked, dead-letter the message with its reason, ack."""
+        await self._reply(message, error_reply(message.message_id, None, err))
+        headers = dict(message.headers or {})
+        headers[topology.DEAD_LETTER_REASON_HEADER] = err.message[:1000]
+        headers[topology.DEAD_LETTER_CODE_HEADER] = str(err.code)
+        if message.content_type:
+            headers["x-original-content-type"] = message.content_type[:200]
+        await self.broker.publish(
+            topology.DEAD_LETTER_EXCHANGE,
+            "",
+            message.body,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            headers=headers,
+        )
+        metrics.DEAD_LETTERED.labels(str(err.code)).inc()
+        log.warning(
+            "command refused and dead-lettered",
+            command_id=message.message_id,
+            code=str(err.code),
+            reason=err.message,
+        )
+        await message.ack()

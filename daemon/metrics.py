@@ -1,0 +1,64 @@
+"""Prometheus metrics of the daemon, in one registry so tests and the HTTP endpoint share it."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+COMMANDS = Counter(
+    "relationd_commands_total",
+    "Commands handled, by type and outcome (applied, refused, duplicate, read, invalid, internal).",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+COMMAND_SECONDS = Histogram(
+    "relationd_command_duration_seconds",
+    "Time from receipt to ack of a command, by type.",
+    ["type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+DEAD_LETTERED = Counter(
+    "relationd_dead_lettered_total",
+    "Messages sent to the dead-letter queue, by error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+REDELIVERIES = Counter(
+    "relationd_redeliveries_total",
+    "Commands received with the redelivered flag set.",
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "relationd_transient_retries_total",
+    "Transient failures retried, by where they happened (database, broker).",
+    ["where"],
+    registry=REGISTRY,
+)
+RECONNECTS = Counter(
+    "relationd_reconnects_total",
+    "Connections re-established, by peer (broker, database).",
+    ["peer"],
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    "relationd_outbox_backlog",
+    "Committed change events not yet published.",
+    registry=REGISTRY,
+)
+OUTBOX_LAG = Gauge(
+    "relationd_outbox_lag_seconds",
+    "Age of the oldest unpublished change event (0 when none).",
+    registry=REGISTRY,
+)
+EVENTS_PUBLISHED = Counter(
+    "relationd_events_published_total",
+    "Change events published to the events exchange.",
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "relationd_commands_in_flight",
+    "Commands received and not yet acknowledged.",
+    registry=REGISTRY,
+)

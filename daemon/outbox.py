@@ -1,0 +1,180 @@
+"""The outbox relay: committed change events out to the events exchange, in order, at least once.
+
+An event row is pending (``published_at IS NULL``) until the broker confirms it, then published.
+One relay at a time across every daemon instance holds the relay lock for its batch, so each
+model's events leave in sequence order however many instances run. Woken by LISTEN/NOTIFY, with
+polling as the fallback. A crash between publish and mark republishes the batch: consumers
+deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from contracts import topology
+from daemon import logs, metrics
+from daemon.applier import OUTBOX_CHANNEL
+from daemon.broker import Broker
+from daemon.settings import Settings
+from daemon.transient import backoff, is_transient
+
+log = logs.get("relationd.outbox")
+
+_RELAY_LOCK = 0x72656C6F  # "relo"
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+_PENDING = """
+SELECT event_id, model_uuid, seq, namespace, kind, routing_key, key, payload, command_id, created_at
+FROM change_event WHERE published_at IS NULL
+ORDER BY event_id
+LIMIT $1
+"""
+_MARK_PUBLISHED = "UPDATE change_event SET published_at = now() WHERE event_id = ANY($1::bigint[])"
+_BACKLOG = """
+SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
+FROM change_event WHERE published_at IS NULL
+"""
+_PRUNE_COMMANDS = """
+DELETE FROM processed_command WHERE processed_at < now() - make_interval(secs => $1)
+"""
+
+
+def event_body(row: Any) -> bytes:
+    """The JSON a watcher receives: the ChangeEvent contract."""
+    return json.dumps(
+        {
+            "event_id": row["event_id"],
+            "model_uuid": row["model_uuid"],
+            "seq": row["seq"],
+            "namespace": row["namespace"],
+            "kind": row["kind"],
+            "key": row["key"],
+            "payload": row["payload"],
+            "command_id": row["command_id"],
+            "created_at": row["created_at"].isoformat(),
+        }
+    ).encode()
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, pool: Any, broker: Broker) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.backlog = 0
+        self.lag = 0.0
+        self._last_prune = 0.0
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        delays = backoff(0.1, 5.0)
+        try:
+            while not self._stop.is_set():
+                self.wake.clear()
+                try:
+                    await self.drain()
+                    await self._housekeeping()
+                    delays = backoff(0.1, 5.0)
+                    timeout = self.settings.outbox_poll_seconds
+                except Exception as exc:
+                    if not is_transient(exc) and not isinstance(exc, ConnectionError):
+                        log.exception("outbox relay failed")
+                    else:
+                        log.warning("outbox relay paused", error=str(exc) or type(exc).__name__)
+                    timeout = next(delays)
+                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+        finally:
+            listener.cancel()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def drain(self) -> int:
+        """Publish pending events, batch by batch, while this instance holds the relay lock."""
+        total = 0
+        while True:
+            if not self.broker.connected.is_set():
+                return total
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await conn.fetchval(_TRY_LOCK, _RELAY_LOCK):
+                    return total  # another instance is relaying
+                rows = await conn.fetch(_PENDING, self.settings.outbox_batch)
+                if not rows:
+                    return total
+                # Publish in event-id order on one channel: the broker keeps that order.
+                publishes = [
+                    asyncio.create_task(
+                        self.broker.publish(
+                            topology.EVENTS_EXCHANGE,
+                            row["routing_key"],
+                            event_body(row),
+                            message_id=str(row["event_id"]),
+                        )
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*publishes)
+                await conn.execute(_MARK_PUBLISHED, [r["event_id"] for r in rows])
+            metrics.EVENTS_PUBLISHED.inc(len(rows))
+            total += len(rows)
+
+    async def flush(self, within: float) -> bool:
+        """Publish everything pending (shutdown); True when the backlog reached zero in time."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                await self.drain()
+                backlog, _ = await self.measure()
+                if backlog == 0:
+                    return True
+            except Exception as exc:
+                log.warning("outbox flush retrying", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(0.1)
+        return False
+
+    async def measure(self) -> tuple[int, float]:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_BACKLOG)
+        self.backlog, self.lag = int(row["n"]), float(row["lag"])
+        metrics.OUTBOX_BACKLOG.set(self.backlog)
+        metrics.OUTBOX_LAG.set(self.lag)
+        return self.backlog, self.lag
+
+    async def _housekeeping(self) -> None:
+        await self.measure()
+        now = time.monotonic()
+        if now - self._last_prune > 60:
+            self._last_prune = now
+            async with self.pool.acquire() as conn:
+                await conn.execute(_PRUNE_COMMANDS, self.settings.command_retention_days * 86400)
+
+    def _on_notify(self, *_: object) -> None:
+        self.wake.set()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; if it drops, polling carries on until it is back."""
+        delays = backoff(0.5, 10.0)
+        while not self._stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+                    delays = backoff(0.5, 10.0)
+                    try:
+                        while not self._stop.is_set() and not conn.is_closed():
+                            await asyncio.sleep(1)
+                            await conn.execute("SELECT 1")
+                    finally:
+                        if not conn.is_closed():
+                            await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox listener lost", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(next(delays))
