@@ -10,11 +10,11 @@ deduplicate by event id.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from contracts import topology
+from contracts.events import ChangeEvent
 from daemon import logs, metrics
 from daemon.applier import OUTBOX_CHANNEL
 from daemon.broker import Broker
@@ -42,20 +42,9 @@ DELETE FROM processed_command WHERE processed_at < now() - make_interval(secs =>
 
 
 def event_body(row: Any) -> bytes:
-    """The JSON a watcher receives: the ChangeEvent contract."""
-    return json.dumps(
-        {
-            "event_id": row["event_id"],
-            "model_uuid": row["model_uuid"],
-            "seq": row["seq"],
-            "namespace": row["namespace"],
-            "kind": row["kind"],
-            "key": row["key"],
-            "payload": row["payload"],
-            "command_id": row["command_id"],
-            "created_at": row["created_at"].isoformat(),
-        }
-    ).encode()
+    """The JSON a watcher receives: the ChangeEvent contract, exactly as replay returns it."""
+    fields = {k: row[k] for k in ChangeEvent.model_fields}
+    return ChangeEvent(**fields).model_dump_json().encode()
 
 
 class OutboxRelay:

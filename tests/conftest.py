@@ -64,3 +64,36 @@ async def domain(pool: Any) -> Domain:
     d = Domain(pool)
     await d.new_model()
     return d
+
+
+@pytest.fixture(scope="session")
+async def amqp_url() -> AsyncIterator[str]:
+    """A private vhost on the real broker for this test run."""
+    from tests.harness import create_vhost, delete_vhost, vhost_url
+
+    vhost = f"relationd-test-{uuid.uuid4().hex[:10]}"
+    create_vhost(vhost)
+    yield vhost_url(AMQP_URL, vhost)
+    delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+async def daemon(amqp_url: str, database_url: str, tmp_path_factory: Any) -> AsyncIterator[Any]:
+    """One relationd subprocess shared by the protocol tests."""
+    from tests.harness import DaemonProcess
+
+    d = DaemonProcess(amqp_url, database_url, tmp_path_factory.mktemp("daemon"))
+    d.start()
+    await d.wait_ready()
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.terminate()
+
+
+@pytest.fixture
+async def client(daemon: Any, amqp_url: str) -> AsyncIterator[Any]:
+    from client.rpc import RelationClient
+
+    c = await RelationClient.connect(amqp_url, timeout=15)
+    yield c
+    await c.close()
