@@ -35,7 +35,7 @@ def transition(current: RelationStatus, current_message: str, new: RelationStatu
 
     Raises RelationStatusTransitionNotValid.
     """
-    if new == S.error and not message:
+    if new == S.error and current != S.error and not message:
         raise errors.RelationStatusTransitionNotValid(
             "cannot set relation status error without a message", status=new.value
         )
