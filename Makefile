@@ -1,0 +1,67 @@
+# relationd developer entry points. Every target bootstraps what it needs (scripts/ensure-venv,
+# scripts/ensure-services), so `make test` works on a fresh clone. Tools run from .venv/bin.
+#
+#   make run       venv + services + migrate, then the daemon and the scripted demo (Ctrl-C stops)
+#   make test      ruff check, then pytest (fast suite; slow fault/soak tests excluded)
+#   make lint      ruff check, ruff format --check, mypy
+#   make fault     the slow fault and soak tests (pytest -m slow)
+#   make bench     the benchmarks (installs the bench extra)
+#   make migrate   apply schema.sql to RELATIOND_DATABASE_URL
+#   make clean     remove .venv and caches
+#
+# PYTEST_ARGS passes extra pytest arguments, e.g. make test PYTEST_ARGS='-k dedupe -x'.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BIN := .venv/bin
+PYTEST_ARGS ?=
+
+# pytest exit 5 means it collected no tests: for a target whose job is to run tests, a failure.
+define pytest
+	rc=0; $(BIN)/pytest -p no:cacheprovider -ra $(1) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests (exit 5); that is a failure" >&2; fi; \
+	exit $$rc
+endef
+
+.PHONY: help venv services run test lint fault bench migrate clean
+
+help:
+	@sed -n 's/^#   make /  make /p' Makefile
+
+venv:
+	@scripts/ensure-venv
+
+services:
+	@scripts/ensure-services
+
+migrate: venv services
+	@$(BIN)/relationd migrate
+
+run: migrate
+	@scripts/run-demo
+
+test: venv
+	@$(BIN)/ruff check --quiet .
+	@scripts/ensure-services
+	@$(call pytest,)
+
+lint: venv
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy daemon handlers contracts
+
+fault: venv services
+	@$(call pytest,-m slow)
+
+bench:
+	@scripts/ensure-venv --bench
+	@scripts/ensure-services
+	@$(BIN)/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("bench.__main__") is None)' || \
+		{ echo "make bench: there is no bench package (bench/__main__.py) yet" >&2; exit 1; }
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache .mypy_cache .hypothesis .run build dist *.egg-info
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
