@@ -112,10 +112,17 @@ def endpoint_info(row: Record) -> EndpointInfo:
 async def deploy(conn: Any, cmd: Deploy) -> Outcome:
     """Deploy an application: its charm's endpoints, ``juju-info``, peer relations and units.
 
-    Raises ModelNotFound, ApplicationAlreadyExists.
+    Raises ModelNotFound, SubordinateUnitsNotAddable (units asked of a subordinate charm),
+    ApplicationAlreadyExists.
     """
     model = await lookup.model(conn, cmd.model, lock=True)
     m = model["uuid"]
+    if cmd.charm.subordinate and cmd.units:
+        raise errors.SubordinateUnitsNotAddable(
+            f"cannot deploy subordinate application {cmd.application!r} with units: its units are "
+            "created when a principal unit enters a container-scoped relation",
+            application=cmd.application,
+        )
     charm_uuid = str(uuid.uuid4())
     await conn.execute(_INSERT_CHARM, m, charm_uuid, cmd.charm.name, cmd.charm.subordinate)
     defs = cmd.charm.endpoints()
