@@ -48,6 +48,25 @@ CREATE TABLE IF NOT EXISTS model (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- ---- access ----------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS access_level (
+    id    smallint PRIMARY KEY,
+    name  text NOT NULL UNIQUE
+);
+INSERT INTO access_level (id, name) VALUES (0, 'read'), (1, 'write'), (2, 'admin')
+ON CONFLICT (id) DO NOTHING;
+
+-- Who may do what on a model; the user is the broker user that RabbitMQ vouches for.
+CREATE TABLE IF NOT EXISTS model_access (
+    model_uuid  uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
+    user_name   text NOT NULL CHECK (user_name <> ''),
+    level_id    smallint NOT NULL REFERENCES access_level (id),
+    granted_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model_uuid, user_name)
+);
+CREATE INDEX IF NOT EXISTS model_access_user ON model_access (user_name);
+
 -- The next relation id of each model. Ids start at 0 and are never handed out twice.
 CREATE TABLE IF NOT EXISTS relation_sequence (
     model_uuid  uuid PRIMARY KEY REFERENCES model (uuid) ON DELETE CASCADE,
@@ -258,7 +277,8 @@ CREATE TABLE IF NOT EXISTS relation_application_settings_hash (
 -- pending (published_at IS NULL) -> published. event_id only grows; seq is gapless per model.
 CREATE TABLE IF NOT EXISTS change_event (
     event_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    model_uuid    uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
+    -- No foreign key: the log outlives a removed model, so its last events still go out.
+    model_uuid    uuid NOT NULL,
     seq           bigint NOT NULL CHECK (seq > 0),
     namespace     text NOT NULL,
     kind          text NOT NULL,
@@ -272,6 +292,7 @@ CREATE TABLE IF NOT EXISTS change_event (
 );
 CREATE INDEX IF NOT EXISTS change_event_pending ON change_event (event_id)
     WHERE published_at IS NULL;
+ALTER TABLE change_event DROP CONSTRAINT IF EXISTS change_event_model_uuid_fkey;
 
 -- One row per applied command id: dedupe and the stored reply for redeliveries.
 CREATE TABLE IF NOT EXISTS processed_command (
@@ -460,4 +481,4 @@ DROP TRIGGER IF EXISTS model_event_sequence_forward ON model_event_sequence;
 CREATE TRIGGER model_event_sequence_forward BEFORE UPDATE ON model_event_sequence
     FOR EACH ROW EXECUTE FUNCTION sequence_forward_check();
 
-INSERT INTO schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;

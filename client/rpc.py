@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -27,9 +28,13 @@ class RelationClient:
             await client.call({"type": "create_model", "name": "prod"})
     """
 
-    def __init__(self, connection: aio_pika.abc.AbstractConnection, timeout: float = 30.0) -> None:
+    def __init__(
+        self, connection: aio_pika.abc.AbstractConnection, timeout: float = 30.0, user: str | None = None
+    ) -> None:
         self.connection = connection
         self.timeout = timeout
+        # RabbitMQ checks user_id against the connection's user; the daemon trusts only that.
+        self.user = user
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._reply_queue: aio_pika.abc.AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -37,7 +42,7 @@ class RelationClient:
     @classmethod
     async def connect(cls, url: str, *, timeout: float = 30.0) -> RelationClient:
         connection = await aio_pika.connect(url, timeout=timeout)
-        client = cls(connection, timeout)
+        client = cls(connection, timeout, user=unquote(urlsplit(url).username or "guest"))
         await client._open()
         return client
 
@@ -85,6 +90,7 @@ class RelationClient:
             "content_type": topology.CONTENT_TYPE,
             "message_id": command_id,
             "delivery_mode": aio_pika.DeliveryMode.PERSISTENT,
+            "user_id": self.user,
         }
         if want_reply:
             props |= {"reply_to": self._reply_queue.name, "correlation_id": correlation_id}

@@ -39,6 +39,18 @@ SettingValue = Annotated[str, StringConstraints(max_length=65536), AfterValidato
 Settings = Annotated[dict[SettingKey, SettingValue], Field(max_length=1000)]
 
 
+class AccessLevel(StrEnum):
+    """Model access, after Juju's: each level includes the ones before it."""
+
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+
+# A broker user name, as RabbitMQ vouches for it in the message's user_id.
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class RelationStatus(StrEnum):
     joining = "joining"
     joined = "joined"
@@ -73,6 +85,39 @@ class ListModels(_Command):
     """List every model."""
 
     type: Literal["list_models"] = "list_models"
+    read_only: ClassVar[bool] = True
+
+
+class RemoveModel(_ModelCommand):
+    """Remove a model and everything in it (admin)."""
+
+    type: Literal["remove_model"] = "remove_model"
+
+
+# ---- access ---------------------------------------------------------------------------------
+
+
+class Grant(_ModelCommand):
+    """Give a broker user access to a model (admin). Raising a level never lowers it."""
+
+    type: Literal["grant"] = "grant"
+    user: UserName
+    level: AccessLevel
+
+
+class Revoke(_ModelCommand):
+    """Take a level away, as `juju revoke` does: revoking write leaves read; read leaves none."""
+
+    type: Literal["revoke"] = "revoke"
+    user: UserName
+    level: AccessLevel = AccessLevel.read
+
+
+class ListAccess(_Command):
+    """Who has what: on one model (admin), or on every model the caller administers."""
+
+    type: Literal["list_access"] = "list_access"
+    model: ModelRef | None = None
     read_only: ClassVar[bool] = True
 
 
@@ -281,6 +326,10 @@ class EventsAfter(_Read):
 Command = Annotated[
     CreateModel
     | ListModels
+    | RemoveModel
+    | Grant
+    | Revoke
+    | ListAccess
     | Deploy
     | AddUnits
     | SetLeader
@@ -312,7 +361,8 @@ COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
 COMMAND_TYPES: dict[str, type[_Command]] = {
     cls.model_fields["type"].default: cls
     for cls in (
-        CreateModel, ListModels, Deploy, AddUnits, SetLeader, RemoveUnit, RemoveApplication,
+        CreateModel, ListModels, RemoveModel, Grant, Revoke, ListAccess,
+        Deploy, AddUnits, SetLeader, RemoveUnit, RemoveApplication,
         Integrate, RemoveRelation, EnterScope, LeaveScope, SetUnitSettings,
         SetApplicationSettings, SetRelationStatus, ListApplications, GetRelation, ListRelations,
         ApplicationEndpoints, RelationIds, RelationUnits, GetUnitSettings,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 class Namespace(StrEnum):
     model = "model"
+    model_access = "model_access"
     application = "application"
     unit = "unit"
     application_endpoint = "application_endpoint"
@@ -27,7 +28,8 @@ class Namespace(StrEnum):
 
 # The kinds each namespace emits.
 KINDS: dict[Namespace, tuple[str, ...]] = {
-    Namespace.model: ("created",),
+    Namespace.model: ("created", "removed"),
+    Namespace.model_access: ("granted", "revoked"),
     Namespace.application: ("deployed", "life", "leader", "removed"),
     Namespace.unit: ("added", "life", "removed"),
     Namespace.application_endpoint: ("created", "removed"),

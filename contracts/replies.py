@@ -22,6 +22,12 @@ class ModelInfo(_Result):
     name: str
 
 
+class AccessInfo(_Result):
+    model: str
+    user: str
+    level: str | None
+
+
 class EndpointInfo(_Result):
     name: str
     role: Role

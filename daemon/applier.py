@@ -17,7 +17,10 @@ from pydantic_core import to_jsonable_python
 from contracts import errors
 from contracts.errors import RelationdError
 from contracts.events import routing_key
-from handlers import HANDLERS, Change
+from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, authorize
+from handlers import Outcome as HandlerOutcome
+
+SYSTEM = Actor.system()
 
 OUTBOX_CHANNEL = "relationd_outbox"
 
@@ -31,6 +34,8 @@ _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 _NEXT_SEQS = """
 UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2
 """
+# A model removed in this transaction has no sequence row left; its log goes on from the last seq.
+_LAST_SEQ = "SELECT COALESCE(max(seq), 0) FROM change_event WHERE model_uuid = $1"
 _INSERT_EVENTS = """
 INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
 SELECT $1, s, n, k, r, kj, pj, $8
@@ -47,6 +52,7 @@ class Disposition(StrEnum):
     refused = "refused"  # a domain error, stored as the reply
     duplicate = "duplicate"  # answered from the store
     read = "read"
+    denied = "denied"  # not authorised; nothing stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +79,54 @@ def error_reply(command_id: str | None, cmd_type: str | None, err: RelationdErro
     return {"ok": False, "command_id": command_id, "type": cmd_type, "error": err.to_dict()}
 
 
-async def apply(conn: Any, command_id: str, digest: str, cmd: Any) -> Applied:
-    """Apply one validated command on ``conn`` in a transaction of its own.
+class _Denied(Exception):
+    """Leaves the transaction so that a refused authorisation writes nothing, not even the claim."""
 
-    Transient database errors propagate; the caller retries the whole call.
+    def __init__(self, err: RelationdError) -> None:
+        self.err = err
+
+
+async def _run(conn: Any, cmd: Any, actor: Actor) -> HandlerOutcome:
+    if cmd.type in ACTOR_HANDLERS:
+        return await ACTOR_HANDLERS[cmd.type](conn, cmd, actor)
+    return await HANDLERS[cmd.type](conn, cmd)
+
+
+async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor = SYSTEM) -> Applied:
+    """Apply one validated command for ``actor`` on ``conn`` in a transaction of its own.
+
+    An authorisation refusal is not stored: after access is granted, the same command id may be
+    sent again. Transient database errors propagate; the caller retries the whole call.
     """
-    handler = HANDLERS[cmd.type]
     if cmd.read_only:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             try:
-                outcome = await handler(conn, cmd)
+                await authorize(conn, actor, cmd)
+                outcome = await _run(conn, cmd, actor)
             except RelationdError as err:
                 return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
             return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
-
-    async with conn.transaction():
-        if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
-            return await _stored(conn, command_id, digest, cmd.type)
-        try:
-            async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
-                outcome = await handler(conn, cmd)
-                await write_events(conn, outcome.changes, command_id)
-        except RelationdError as err:
-            reply = error_reply(command_id, cmd.type, err)
+    try:
+        async with conn.transaction():
+            if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
+                return await _stored(conn, command_id, digest, cmd.type)
+            try:
+                await authorize(conn, actor, cmd)
+            except RelationdError as err:
+                raise _Denied(err) from None
+            try:
+                async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
+                    outcome = await _run(conn, cmd, actor)
+                    await write_events(conn, outcome.changes, command_id)
+            except RelationdError as err:
+                reply = error_reply(command_id, cmd.type, err)
+                await conn.execute(_STORE_REPLY, command_id, reply)
+                return Applied(reply, Disposition.refused)
+            reply = ok_reply(command_id, cmd.type, outcome.result)
             await conn.execute(_STORE_REPLY, command_id, reply)
-            return Applied(reply, Disposition.refused)
-        reply = ok_reply(command_id, cmd.type, outcome.result)
-        await conn.execute(_STORE_REPLY, command_id, reply)
-        return Applied(reply, Disposition.applied, len(outcome.changes))
+            return Applied(reply, Disposition.applied, len(outcome.changes))
+    except _Denied as denied:
+        return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
 
 
 async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> Applied:
@@ -121,6 +147,8 @@ async def write_events(conn: Any, changes: list[Change], command_id: str | None)
         by_model.setdefault(change.model_uuid, []).append(change)
     for model_uuid, items in by_model.items():
         first = await conn.fetchval(_NEXT_SEQS, model_uuid, len(items))
+        if first is None:
+            first = await conn.fetchval(_LAST_SEQ, model_uuid)
         await conn.execute(
             _INSERT_EVENTS,
             model_uuid,

@@ -24,6 +24,7 @@ from daemon.broker import Broker
 from daemon.parsing import Parsed, parse
 from daemon.settings import Settings
 from daemon.transient import backoff, is_transient
+from handlers import Actor
 
 log = logs.get("relationd.command")
 
@@ -67,6 +68,8 @@ class CommandConsumer:
         cmd_type = "?"
         outcome = "error"
         model: str | None = None
+        user = message.user_id
+        code: str | None = None
         metrics.IN_FLIGHT.inc()
         if message.redelivered:
             metrics.REDELIVERIES.inc()
@@ -86,8 +89,16 @@ class CommandConsumer:
             cmd_type = parsed.command.type
             model = getattr(parsed.command, "model", None)
             try:
-                applied = await self._apply(parsed)
+                actor = self._actor(message)
+            except RelationdError as err:
+                outcome = "unauthorized"
+                await self._refuse(message, err)
+                stage = Stage.acked
+                return
+            try:
+                applied = await self._apply(parsed, actor)
                 outcome = applied.disposition.value
+                code = (applied.reply.get("error") or {}).get("code")
             except ShuttingDown:
                 outcome = "abandoned"
                 return
@@ -125,17 +136,31 @@ class CommandConsumer:
                 type=cmd_type,
                 model=model,
                 command_id=message.message_id,
+                user=user,
                 outcome=outcome,
+                code=code,
                 stage=stage.value,
                 ms=round(elapsed * 1000, 2),
             )
 
-    async def _apply(self, parsed: Parsed) -> Applied:
+    def _actor(self, message: AbstractIncomingMessage) -> Actor:
+        """The user RabbitMQ vouched for (user_id); Unauthorized without one, unless allowed."""
+        user = message.user_id
+        if user:
+            return Actor(user, superuser=user in self.settings.superusers)
+        if self.settings.allow_anonymous:
+            return Actor.system()
+        raise errors.Unauthorized(
+            "command has no user_id: publish with the user_id property set to your broker user",
+            field="user_id",
+        )
+
+    async def _apply(self, parsed: Parsed, actor: Actor) -> Applied:
         delays = backoff(0.05, 5.0)
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    return await apply(conn, parsed.command_id, parsed.digest, parsed.command)
+                    return await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -183,6 +208,7 @@ class CommandConsumer:
         log.warning(
             "command refused and dead-lettered",
             command_id=message.message_id,
+            user=message.user_id,
             code=str(err.code),
             reason=err.message,
         )

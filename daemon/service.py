@@ -65,6 +65,11 @@ class Service:
             broker=redacted(s.amqp_url.get_secret_value()),
             prefetch=s.prefetch,
         )
+        if s.allow_anonymous:
+            log.warning(
+                "ANONYMOUS ACCESS IS ON: commands without user_id act as a superuser; "
+                "set RELATIOND_ALLOW_ANONYMOUS=false in production"
+            )
         self.pool = await create_pool(s)
         async with self.pool.acquire() as conn:
             version = await schema_version(conn)

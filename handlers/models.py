@@ -6,9 +6,11 @@ import uuid
 from typing import Any
 
 from contracts import errors
-from contracts.commands import CreateModel, ListModels
+from contracts.commands import CreateModel
 from contracts.events import Namespace
 from contracts.replies import ModelInfo
+from handlers import access
+from handlers.access import Actor
 from handlers.outcome import Change, Outcome
 
 _INSERT_MODEL = """
@@ -21,11 +23,11 @@ WITH rs AS (INSERT INTO relation_sequence (model_uuid) VALUES ($1))
 INSERT INTO model_event_sequence (model_uuid) VALUES ($1)
 """
 _INSERT_ALPHA_SPACE = "INSERT INTO space (model_uuid, uuid, name) VALUES ($1, $2, 'alpha')"
-_LIST_MODELS = "SELECT uuid, name FROM model ORDER BY name"
 
 
-async def create_model(conn: Any, cmd: CreateModel) -> Outcome:
-    """Create a model with its relation and event sequences and the default space.
+async def create_model(conn: Any, cmd: CreateModel, actor: Actor) -> Outcome:
+    """Create a model with its relation and event sequences and the default space; the user who
+    creates it is its admin.
 
     Raises ModelAlreadyExists when the name is taken.
     """
@@ -34,10 +36,6 @@ async def create_model(conn: Any, cmd: CreateModel) -> Outcome:
         raise errors.ModelAlreadyExists(f"model {cmd.name!r} already exists", model=cmd.name)
     await conn.execute(_INSERT_SEQUENCES, model_uuid)
     await conn.execute(_INSERT_ALPHA_SPACE, model_uuid, str(uuid.uuid4()))
+    await access.grant_creator(conn, actor, model_uuid)
     change = Change(model_uuid, Namespace.model, "created", {"model": cmd.name})
     return Outcome(ModelInfo(uuid=model_uuid, name=cmd.name), [change])
-
-
-async def list_models(conn: Any, cmd: ListModels) -> Outcome:
-    rows = await conn.fetch(_LIST_MODELS)
-    return Outcome([ModelInfo(uuid=r["uuid"], name=r["name"]) for r in rows])

@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import applications, events, integrate, models, relations, scope, settings, status
+from handlers import access, applications, events, integrate, models, relations, scope, settings, status
 from handlers.outcome import Outcome
 
 Handler = Callable[[Any, Any], Awaitable[Outcome]]
+ActorHandler = Callable[[Any, Any, access.Actor], Awaitable[Outcome]]
 
-HANDLERS: dict[str, Handler] = {
+# Handlers that act on what the acting user is: (connection, command, actor).
+ACTOR_HANDLERS: dict[str, ActorHandler] = {
     "create_model": models.create_model,
-    "list_models": models.list_models,
+    "list_models": access.list_models,
+    "remove_model": access.remove_model,
+    "grant": access.grant,
+    "revoke": access.revoke,
+    "list_access": access.list_access,
+}
+
+# Handlers of the relation domain: (connection, command).
+HANDLERS: dict[str, Handler] = {
     "deploy": applications.deploy,
     "add_units": applications.add_units,
     "set_leader": applications.set_leader,

@@ -1,0 +1,196 @@
+"""Who may do what: per-model access levels (read < write < admin), after Juju's model access.
+
+The acting user is the broker user RabbitMQ vouched for (the AMQP ``user_id``); the daemon turns
+it into an :class:`Actor`. Every command needs a level on its model; refusals change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from contracts import errors
+from contracts.commands import AccessLevel, Grant, ListAccess, ListModels, RemoveModel, Revoke
+from contracts.events import Namespace
+from contracts.replies import AccessInfo, ModelInfo
+from handlers import lookup
+from handlers.outcome import Change, Outcome
+
+_LEVEL_ID = {AccessLevel.read: 0, AccessLevel.write: 1, AccessLevel.admin: 2}
+_LEVEL_NAME = {v: k for k, v in _LEVEL_ID.items()}
+
+# Commands that need admin; read-only commands need read; every other model command write.
+_ADMIN_COMMANDS = frozenset({"grant", "revoke", "remove_model"})
+# Commands any authenticated user may send (they name no existing model, or filter by access).
+_OPEN_COMMANDS = frozenset({"create_model", "list_models", "list_access"})
+
+_LEVEL_OF = """
+SELECT level_id FROM model_access WHERE model_uuid = $1 AND user_name = $2
+"""
+_GRANT = """
+INSERT INTO model_access (model_uuid, user_name, level_id) VALUES ($1, $2, $3)
+ON CONFLICT (model_uuid, user_name) DO UPDATE SET level_id = EXCLUDED.level_id, granted_at = now()
+WHERE model_access.level_id < EXCLUDED.level_id
+RETURNING level_id
+"""
+_SET_LEVEL = "UPDATE model_access SET level_id = $3 WHERE model_uuid = $1 AND user_name = $2"
+_DELETE_ACCESS = "DELETE FROM model_access WHERE model_uuid = $1 AND user_name = $2"
+_MODEL_ACCESS = """
+SELECT m.name AS model, a.user_name, a.level_id FROM model_access a
+JOIN model m ON m.uuid = a.model_uuid
+WHERE a.model_uuid = $1 ORDER BY a.user_name
+"""
+_ADMINISTERED_ACCESS = """
+SELECT m.name AS model, a.user_name, a.level_id FROM model_access a
+JOIN model m ON m.uuid = a.model_uuid
+WHERE $1::text IS NULL OR a.model_uuid IN (
+    SELECT model_uuid FROM model_access WHERE user_name = $1 AND level_id = 2)
+ORDER BY m.name, a.user_name
+"""
+_VISIBLE_MODELS = """
+SELECT uuid, name FROM model
+WHERE $1::text IS NULL OR uuid IN (SELECT model_uuid FROM model_access WHERE user_name = $1)
+ORDER BY name
+"""
+# Children first: units and relations reference applications without cascading.
+_REMOVE_MODEL = (
+    "DELETE FROM relation WHERE model_uuid = $1",
+    "DELETE FROM application_leader WHERE model_uuid = $1",
+    "UPDATE unit SET principal_uuid = NULL WHERE model_uuid = $1 AND principal_uuid IS NOT NULL",
+    "DELETE FROM unit WHERE model_uuid = $1",
+    "DELETE FROM application_endpoint WHERE model_uuid = $1",
+    "DELETE FROM application WHERE model_uuid = $1",
+    "DELETE FROM charm WHERE model_uuid = $1",
+    "DELETE FROM model WHERE uuid = $1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The user a command acts for. A superuser (or the system itself) may do everything."""
+
+    user: str | None
+    superuser: bool = False
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, superuser=True)
+
+    def __str__(self) -> str:
+        return self.user or "(system)"
+
+
+def required_level(cmd: Any) -> AccessLevel | None:
+    """The access a command needs on its model; None for commands open to every user."""
+    if cmd.type in _OPEN_COMMANDS:
+        return None
+    if cmd.type in _ADMIN_COMMANDS:
+        return AccessLevel.admin
+    return AccessLevel.read if cmd.read_only else AccessLevel.write
+
+
+async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
+    """Raises PermissionDenied (naming user, model and level) unless the actor may send cmd.
+
+    Also ModelNotFound, and for list_access on one model, admin is required.
+    """
+    needed = required_level(cmd)
+    if cmd.type == "list_access" and cmd.model is not None:
+        needed = AccessLevel.admin
+    if needed is None or actor.superuser:
+        return
+    model = await lookup.model(conn, cmd.model, lock=False)
+    level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], actor.user)
+    if level_id is None or level_id < _LEVEL_ID[needed]:
+        has = "no access" if level_id is None else f"{_LEVEL_NAME[level_id].value} access"
+        raise errors.PermissionDenied(
+            f"user {actor.user!r} needs {needed.value} access to model {model['name']!r} for "
+            f"{cmd.type} (has {has})",
+            user=actor.user,
+            model=model["name"],
+            needed=needed.value,
+        )
+
+
+async def grant_creator(conn: Any, actor: Actor, model_uuid: str) -> None:
+    """The user who creates a model is its admin."""
+    if actor.user is not None:
+        await conn.execute(_GRANT, model_uuid, actor.user, _LEVEL_ID[AccessLevel.admin])
+
+
+def _change(model_uuid: str, kind: str, user: str, level: AccessLevel | None) -> Change:
+    return Change(
+        model_uuid,
+        Namespace.model_access,
+        kind,
+        {"user": user},
+        {"level": level.value if level else None},
+    )
+
+
+async def grant(conn: Any, cmd: Grant, actor: Actor) -> Outcome:
+    """Raise a user's access to ``level``; a lower grant than the user has changes nothing.
+
+    Raises ModelNotFound.
+    """
+    model = await lookup.model(conn, cmd.model, lock=True)
+    changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, _LEVEL_ID[cmd.level])
+    level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], cmd.user)
+    level = _LEVEL_NAME[level_id]
+    out = [_change(model["uuid"], "granted", cmd.user, level)] if changed is not None else []
+    return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level.value), out)
+
+
+async def revoke(conn: Any, cmd: Revoke, actor: Actor) -> Outcome:
+    """Lower a user's access to below ``level`` (revoking read removes all access).
+
+    Raises ModelNotFound.
+    """
+    model = await lookup.model(conn, cmd.model, lock=True)
+    m = model["uuid"]
+    current = await conn.fetchval(_LEVEL_OF, m, cmd.user)
+    target = _LEVEL_ID[cmd.level] - 1
+    out: list[Change] = []
+    if current is not None and current > target:
+        if target < 0:
+            await conn.execute(_DELETE_ACCESS, m, cmd.user)
+        else:
+            await conn.execute(_SET_LEVEL, m, cmd.user, target)
+        left = _LEVEL_NAME[target] if target >= 0 else None
+        out.append(_change(m, "revoked", cmd.user, left))
+        current = target if target >= 0 else None
+    level = _LEVEL_NAME[current].value if current is not None else None
+    return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level), out)
+
+
+async def list_access(conn: Any, cmd: ListAccess, actor: Actor) -> Outcome:
+    """Access on one model, or on every model the actor administers (all, for superusers)."""
+    if cmd.model is not None:
+        model = await lookup.model(conn, cmd.model, lock=False)
+        rows = await conn.fetch(_MODEL_ACCESS, model["uuid"])
+    else:
+        rows = await conn.fetch(_ADMINISTERED_ACCESS, None if actor.superuser else actor.user)
+    return Outcome(
+        [
+            AccessInfo(model=r["model"], user=r["user_name"], level=_LEVEL_NAME[r["level_id"]].value)
+            for r in rows
+        ]
+    )
+
+
+async def list_models(conn: Any, cmd: ListModels, actor: Actor) -> Outcome:
+    """The models the actor has any access to (every model, for superusers)."""
+    rows = await conn.fetch(_VISIBLE_MODELS, None if actor.superuser else actor.user)
+    return Outcome([ModelInfo(uuid=r["uuid"], name=r["name"]) for r in rows])
+
+
+async def remove_model(conn: Any, cmd: RemoveModel, actor: Actor) -> Outcome:
+    """Remove a model and all it holds. Its change log stays, ending with ``model removed``.
+
+    Raises ModelNotFound.
+    """
+    model = await lookup.model(conn, cmd.model, lock=True)
+    for statement in _REMOVE_MODEL:
+        await conn.execute(statement, model["uuid"])
+    change = Change(model["uuid"], Namespace.model, "removed", {"model": model["name"]})
+    return Outcome(ModelInfo(uuid=model["uuid"], name=model["name"]), [change])
