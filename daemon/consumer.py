@@ -105,11 +105,11 @@ class CommandConsumer:
             except Exception:
                 error_id = str(uuid.uuid4())
                 log.exception("command failed", command_id=parsed.command_id, error_id=error_id)
-                err = errors.Internal(
+                internal = errors.Internal(
                     f"internal error applying {cmd_type}; reference {error_id}", error_id=error_id
                 )
                 outcome = "internal"
-                await self._refuse(message, err)
+                await self._refuse(message, internal)
                 stage = Stage.acked
                 return
             stage = Stage.applied
