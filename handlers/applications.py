@@ -66,6 +66,7 @@ _INSERT_UNIT = """
 INSERT INTO unit (model_uuid, uuid, application_uuid, name, number, principal_uuid)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
+_UNIT_NAME = "SELECT name FROM unit WHERE model_uuid = $1 AND uuid = $2"
 _SET_LEADER = """
 INSERT INTO application_leader (model_uuid, application_uuid, unit_uuid) VALUES ($1, $2, $3)
 ON CONFLICT (model_uuid, application_uuid) DO UPDATE SET unit_uuid = EXCLUDED.unit_uuid
@@ -161,7 +162,8 @@ async def deploy(conn: Any, cmd: Deploy) -> Outcome:
             endpoints=[(row["endpoint_uuid"], app_uuid)],
         )
         peers.append(PeerRelationInfo(id=rel["relation_id"], key=key))
-        out.append(changes.relation(m, rel, "created", life="alive", status="joining"))
+        scope = row["scope"]
+        out.append(changes.relation(m, rel, "created", life="alive", status="joining", scope=scope))
     units: list[str] = []
     if cmd.units:
         units, unit_changes = await _add_units(conn, m, app_uuid, cmd.application, cmd.units)
@@ -193,7 +195,10 @@ async def _add_units(
             for i, name in enumerate(names)
         ],
     )
-    out = [changes.unit(model_uuid, name, "added") for name in names]
+    principal = None
+    if principal_uuid is not None:
+        principal = await conn.fetchval(_UNIT_NAME, model_uuid, principal_uuid)
+    out = [changes.unit(model_uuid, name, "added", principal=principal) for name in names]
     out += await lifecycle.elect_leader(conn, model_uuid, app_uuid)
     return names, out
 

@@ -88,7 +88,8 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
         container=container,
         endpoints=[(r["endpoint_uuid"], r["application_uuid"]) for r in ordered],
     )
-    out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining")]
+    scope = "container" if container else "global"
+    out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining", scope=scope)]
     endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
     for app_name, bag in sorted(cmd.settings.items()):
         ep_row = lookup.endpoint_of(endpoints, app_name)
