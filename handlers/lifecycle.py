@@ -23,11 +23,13 @@ _STATUS_BROKEN = """
 UPDATE relation_status SET status_type_id = 2, message = $3, updated_at = now()
 WHERE model_uuid = $1 AND relation_uuid = $2 AND status_type_id <> 2
 """
+# In relation id order, not uuid order: the change events of removing an application then come
+# out in the same order however often the same commands are applied (uuids are random).
 _RELATIONS_OF_APPLICATION = """
-SELECT DISTINCT r.uuid FROM relation r
+SELECT DISTINCT r.uuid, r.relation_id FROM relation r
 JOIN relation_endpoint re ON re.model_uuid = r.model_uuid AND re.relation_uuid = r.uuid
 WHERE r.model_uuid = $1 AND re.application_uuid = $2 AND r.life_id = 0
-ORDER BY r.uuid
+ORDER BY r.relation_id
 """
 _UNIT_DYING = """
 UPDATE unit SET life_id = 1 WHERE model_uuid = $1 AND uuid = $2 AND life_id = 0 RETURNING name
