@@ -69,6 +69,16 @@ class CharmMetadata(BaseModel):
                 seen.add(name)
         if IMPLICIT_ENDPOINT in self.provides:
             raise ValueError(f"endpoint {IMPLICIT_ENDPOINT!r} is implicit and cannot be provided")
+        # As in Juju, the name is reserved but for a subordinate's container-scoped requirer: any
+        # other declaration would take the name from the implicit provider every application has.
+        if IMPLICIT_ENDPOINT in self.peers:
+            raise ValueError(f"endpoint {IMPLICIT_ENDPOINT!r} is reserved and cannot be a peer endpoint")
+        required = self.requires.get(IMPLICIT_ENDPOINT)
+        if required is not None and not (self.subordinate and required.scope == Scope.container):
+            raise ValueError(
+                f"endpoint {IMPLICIT_ENDPOINT!r} is reserved: only a subordinate charm may require it, "
+                "with scope container"
+            )
         return self
 
     def endpoints(self) -> list[tuple[str, Role, RelationMeta]]:
