@@ -284,3 +284,25 @@ def test_deploy_carries_the_parsed_metadata() -> None:
     assert isinstance(cmd, Deploy)
     assert cmd.charm.subordinate is False
     assert cmd.units == 0
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"peers": {"juju-info": "juju-info"}},
+        {"requires": {"juju-info": "juju-info"}},
+        {"requires": {"juju-info": {"interface": "juju-info", "scope": "container"}}},
+        {"subordinate": True, "requires": {"juju-info": "juju-info"}},
+        {"subordinate": True, "peers": {"juju-info": "juju-info"}},
+    ],
+    ids=["peer", "principal-requirer", "principal-container-requirer", "global-requirer", "sub-peer"],
+)
+def test_juju_info_is_reserved_except_for_a_subordinates_container_requirer(meta: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="juju-info"):
+        CharmMetadata.model_validate(meta)
+
+
+def test_every_accepted_principal_keeps_its_implicit_juju_info_provider() -> None:
+    meta = CharmMetadata.model_validate({"requires": {"host": "juju-info"}, "peers": {"ring": "ring"}})
+
+    assert ("juju-info", Role.provider, "juju-info") in [(n, r, m.interface) for n, r, m in meta.endpoints()]
