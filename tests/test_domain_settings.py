@@ -307,3 +307,19 @@ async def test_oversize_initial_settings_refuse_the_integrate(domain: Domain, sm
         "wordpress:loadbalancer",
         "mysql:cluster",
     ]
+
+
+async def test_a_unit_still_in_scope_of_a_dying_relation_may_write_its_settings(
+    domain: Domain, rel: int
+) -> None:
+    await domain.run({"type": "remove_relation", "relation": rel})
+    seq = await domain.last_seq()
+
+    unit = await set_unit(domain, rel, "wordpress/1", {"bye": "1"})
+    app = await set_app(domain, rel, "mysql/0", {"bye": "1"})
+
+    assert unit["changed"] is app["changed"] is True
+    assert await domain.events_since(seq) == [
+        ("relation_unit_setting", "changed"),
+        ("relation_application_setting", "changed"),
+    ]
