@@ -16,7 +16,16 @@ UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 ApplicationName = Annotated[str, StringConstraints(pattern=APPLICATION_RE, max_length=63)]
 EndpointName = Annotated[str, StringConstraints(pattern=ENDPOINT_RE, max_length=63)]
 InterfaceName = Annotated[str, StringConstraints(pattern=ENDPOINT_RE, max_length=63)]
-ModelName = Annotated[str, StringConstraints(pattern=MODEL_RE, max_length=63)]
+
+
+def _not_uuid(value: str) -> str:
+    if re.match(UUID_RE, value):
+        raise ValueError("must not have the form of a UUID: a model is named by its name or its UUID")
+    return value
+
+
+# A model name: never UUID-shaped, or commands naming the model by it would look up a UUID.
+ModelName = Annotated[str, StringConstraints(pattern=MODEL_RE, max_length=63), AfterValidator(_not_uuid)]
 UnitName = Annotated[str, StringConstraints(pattern=UNIT_RE, max_length=73)]
 Uuid = Annotated[str, StringConstraints(pattern=UUID_RE)]
 
