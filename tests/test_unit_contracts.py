@@ -119,6 +119,12 @@ def test_invalid_model_names_are_refused(name: str) -> None:
     refused({"type": "create_model", "name": name})
 
 
+def test_a_model_name_in_the_form_of_a_uuid_is_refused() -> None:
+    err = refused({"type": "create_model", "name": "0d326f66-3ac0-41d3-81ef-54b93ee399a9"})
+
+    assert "UUID" in str(err)
+
+
 def test_a_model_is_named_by_name_or_uuid() -> None:
     by_uuid = parse({"type": "list_applications", "model": "0d326f66-3ac0-41d3-81ef-54b93ee399a9"})
 
