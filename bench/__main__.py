@@ -1,0 +1,229 @@
+"""``python -m bench``: every contender, in the same run, on the same broker and database.
+
+    python -m bench                      full run: 3 runs x 8 s at concurrency 1, 8, 64, then scale
+    python -m bench --quick --skip-scale a smoke run of a few seconds (what CI may run)
+    python -m bench --json               also print the results as JSON
+
+Each contender runs as its own process on its own vhost and database (bench/env.py). Runs are
+interleaved (run 1 of every contender at every concurrency, then run 2, ...), so drift on the
+shared machine spreads over all of them. A full run (not --quick) rewrites the table in
+bench/README.md and bench/results/throughput_p99.png; every run writes results JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.contenders import CONTENDERS, FASTSTREAM, RELATIOND, Options, Running, faststream_missing, start
+from bench.env import RESULTS, describe_machine, use_uvloop
+from bench.load import closed_loop
+
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    p.add_argument("--runs", type=int, help="runs per contender and concurrency (median reported)")
+    p.add_argument("--duration", type=float, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, help="warm-up seconds before each measured window")
+    p.add_argument("--concurrency", default=None, help="comma-separated outstanding commands, e.g. 1,8,64")
+    p.add_argument("--contenders", default=",".join(CONTENDERS), help="which contenders to run")
+    p.add_argument("--skip-scale", action="store_true", help="skip the 100k-model scale comparison")
+    p.add_argument("--scale-only", action="store_true", help="only the scale comparison")
+    p.add_argument("--scale-units", type=int, default=100_000, help="units in the big model")
+    p.add_argument("--scale-relations", type=int, default=100_000, help="relations in the big model")
+    p.add_argument("--scale-models", type=int, default=1000, help="models of the many-models case")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="extra relationd configurations measured once per concurrency: info-log, no-uvloop",
+    )
+    p.add_argument("--no-uvloop", action="store_true", help="every contender on asyncio's default loop")
+    p.add_argument("--models", type=int, help="models the load is spread over")
+    p.add_argument("--apps", type=int, help="requirer and provider applications per relationd model")
+    p.add_argument("--out", type=Path, default=None, help="where to write results (default bench/results)")
+    p.add_argument("--no-report", action="store_true", help="do not rewrite bench/README.md and the plot")
+    p.add_argument("--json", action="store_true", help="print the results as JSON at the end")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.runs = args.runs or (1 if quick else 3)
+    args.duration = args.duration or (1.5 if quick else 8.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if quick else 1.5)
+    args.concurrency = [int(c) for c in (args.concurrency or "1,8,64").split(",") if c]
+    args.models = args.models or (8 if quick else 64)
+    args.apps = args.apps or (8 if quick else 24)
+    if args.variants is None:
+        args.variants = "" if quick else "info-log,no-uvloop"
+    args.variants = [v for v in args.variants.split(",") if v]
+    if quick:
+        args.scale_units = min(args.scale_units, 5_000)
+        args.scale_relations = min(args.scale_relations, 5_000)
+        args.scale_models = min(args.scale_models, 20)
+    args.report = not (quick or args.no_report)
+    args.out = args.out or RESULTS
+    return args
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "info-log": {"relationd_env": {"RELATIOND_LOG_LEVEL": "info"}},
+    "no-uvloop": {"uvloop": False},
+}
+
+
+async def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    wanted = [c for c in args.contenders.split(",") if c]
+    skipped: dict[str, str] = {}
+    if FASTSTREAM in wanted and (why := faststream_missing()):
+        skipped[FASTSTREAM] = why
+        wanted.remove(FASTSTREAM)
+    opts = Options(
+        models=args.models,
+        requirers=args.apps,
+        providers=args.apps,
+        uvloop=not args.no_uvloop,
+        log_dir=log_dir,
+    )
+    results: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        running: dict[str, Running] = {}
+        for name in wanted:
+            t0 = time.monotonic()
+            running[name] = await stack.enter_async_context(start(name, opts))
+            info[name] = {"start_seconds": round(time.monotonic() - t0, 2), **running[name].stats()}
+            print(f"bench: {name} ready ({info[name]['start_seconds']} s)", flush=True)
+        for run in range(args.runs):
+            for c in args.concurrency:
+                for name in wanted:
+                    results.append(await one_run(running[name], name, c, run, args))
+        for name in wanted:
+            info[name].update(running[name].stats())
+    variants: list[dict[str, Any]] = []
+    for variant in args.variants:
+        if RELATIOND not in wanted:
+            break
+        vopts = Options(**{**opts.__dict__, **VARIANTS[variant]})
+        async with start(RELATIOND, vopts, label=f"relationd-{variant}") as r:
+            for c in args.concurrency:
+                res = await one_run(r, f"relationd ({variant})", c, 0, args)
+                variants.append(res)
+    return {"results": results, "variants": variants, "skipped": skipped, "info": info}
+
+
+async def one_run(r: Running, name: str, c: int, run: int, args: argparse.Namespace) -> dict[str, Any]:
+    waited = await r.settle()
+    res = await closed_loop(
+        r.client,
+        r.script,
+        contender=name,
+        concurrency=c,
+        warmup=args.warmup,
+        duration=args.duration,
+        run=run,
+        server_cpu=r.server.cpu_seconds,
+    )
+    out = res.as_dict()
+    out["settle_before_s"] = round(waited, 2)
+    out["backlog_after_s"] = round(await r.settle(), 2)
+    print(
+        f"bench: run {run + 1} c={c:<3} {name:<22} {res.throughput:9.0f} cmd/s  p50 {res.p50_ms:7.2f} ms  "
+        f"p99 {res.p99_ms:7.2f} ms  errors {res.errors}"
+        + (f"  e.g. {res.error_samples[0]}" if res.error_samples else ""),
+        flush=True,
+    )
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    log_dir = args.out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": args.runs,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "concurrency": args.concurrency,
+        "uvloop": not args.no_uvloop,
+        "quick": args.quick,
+        **describe_machine(),
+    }
+    data: dict[str, Any] = {"meta": meta}
+    if not args.scale_only:
+        data.update(await measure(args, log_dir))
+        summary = report.summarize(data["results"])
+        rat = report.ratios(summary)
+        data["summary"] = {k: {str(c): v for c, v in rows.items()} for k, rows in summary.items()}
+        data["ratios"] = {k: {str(c): v for c, v in rows.items()} for k, rows in rat.items()}
+        print()
+        print(report.text_table(summary, data["skipped"]))
+        print()
+        print(report.ratio_lines(rat))
+        if data["variants"]:
+            print()
+            for v in data["variants"]:
+                base = summary.get(RELATIOND, {}).get(v["concurrency"], {})
+                print(
+                    f"{v['contender']:<24} c={v['concurrency']:<3} {v['throughput']:9.0f} cmd/s "
+                    f"p50 {v['p50_ms']:7.2f} ms p99 {v['p99_ms']:7.2f} ms"
+                    + (f"  (x{v['throughput'] / base['throughput']:.2f} of relationd)" if base else "")
+                )
+    if not args.skip_scale:
+        from bench import scale
+
+        data["scale"] = await scale.run(args, log_dir)
+        print()
+        print(report.scale_markdown(data["scale"]))
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = "quick" if args.quick else "latest"
+    (args.out / f"{stamp}.json").write_text(json.dumps(data, indent=2, default=str))
+    if "summary" in data:
+        summary = report.summarize(data["results"])
+        report.plot(summary, args.out / ("quick.png" if args.quick else "throughput_p99.png"))
+        if args.report:
+            md = report.markdown(summary, report.ratios(summary), data["skipped"], meta, data.get("scale"))
+            if data["variants"]:
+                md += "\n\n" + variants_markdown(data["variants"], summary)
+            report.update_readme(README, md)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    print(f"\nbench: done in {meta['seconds']} s; results in {args.out}")
+    return 0
+
+
+def variants_markdown(variants: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    out = [
+        "relationd variants (one run each, separate daemon, same workload):",
+        "",
+        "| variant | c | cmd/s | p50 ms | p99 ms | cmd/s vs relationd |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for v in variants:
+        base = summary.get(RELATIOND, {}).get(v["concurrency"])
+        ratio = f"x{v['throughput'] / base['throughput']:.2f}" if base else ""
+        out.append(
+            f"| {v['contender']} | {v['concurrency']} | {v['throughput']:,.0f} | {v['p50_ms']:.2f} | "
+            f"{v['p99_ms']:.2f} | {ratio} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    use_uvloop(not args.no_uvloop)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

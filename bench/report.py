@@ -1,0 +1,220 @@
+"""Medians of the runs, the ratios the issue asks for, the README table and the plot."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+README_START = "<!-- bench:results:start -->"
+README_END = "<!-- bench:results:end -->"
+LABELS = {
+    "ceiling": "broker-only ceiling",
+    "raw": "raw aio-pika + asyncpg",
+    "faststream": "FastStream peer",
+    "relationd": "relationd",
+}
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, float]]]:
+    """contender -> concurrency -> median throughput, p50, p99 (and mean, cpu) over the runs."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["contender"], r["concurrency"]), []).append(r)
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for (name, c), runs in groups.items():
+        row: dict[str, float] = {"runs": len(runs)}
+        for key in ("throughput", "p50_ms", "p99_ms", "mean_ms", "server_cpu_ms_per_cmd", "events"):
+            values = [r[key] for r in runs if r.get(key) is not None and not _nan(r[key])]
+            row[key] = statistics.median(values) if values else float("nan")
+        row["errors"] = sum(r["errors"] for r in runs)
+        row["completed"] = sum(r["completed"] for r in runs)
+        out.setdefault(name, {})[c] = row
+    return out
+
+
+def _nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def ratios(summary: dict[str, dict[int, dict[str, float]]], subject: str = "relationd") -> dict[str, Any]:
+    """subject / each other contender, per concurrency, for throughput, p50 and p99."""
+    out: dict[str, Any] = {}
+    mine = summary.get(subject, {})
+    for other in ("raw", "faststream", "ceiling"):
+        if other not in summary:
+            continue
+        per_c: dict[int, dict[str, float]] = {}
+        for c, row in mine.items():
+            theirs = summary[other].get(c)
+            if not theirs:
+                continue
+            per_c[c] = {k: _div(row[k], theirs[k]) for k in ("throughput", "p50_ms", "p99_ms")}
+        out[other] = per_c
+    return out
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b and not _nan(a) and not _nan(b) else float("nan")
+
+
+def _f(x: float, digits: int = 1) -> str:
+    return "n/a" if _nan(x) else f"{x:,.{digits}f}"
+
+
+def text_table(summary: dict[str, dict[int, dict[str, float]]], skipped: dict[str, str]) -> str:
+    conc = sorted({c for rows in summary.values() for c in rows})
+    head = f"{'contender':<24}" + "".join(f"| c={c:<3} cmd/s    p50 ms   p99 ms " for c in conc)
+    lines = [head, "-" * len(head)]
+    for name in _order(summary):
+        cells = []
+        for c in conc:
+            row = summary[name].get(c)
+            if row is None:
+                cells.append(f"| {'':>28} ")
+                continue
+            cells.append(
+                f"| {_f(row['throughput'], 0):>9} {_f(row['p50_ms'], 2):>8} {_f(row['p99_ms'], 2):>8} "
+            )
+        lines.append(f"{LABELS.get(name, name):<24}" + "".join(cells))
+    for name, why in skipped.items():
+        lines.append(f"{LABELS.get(name, name):<24}| skipped: {why}")
+    return "\n".join(lines)
+
+
+def ratio_lines(rat: dict[str, Any]) -> str:
+    lines = []
+    for other, per_c in rat.items():
+        for c, r in sorted(per_c.items()):
+            lines.append(
+                f"relationd / {other:<10} c={c:<3} throughput x{_f(r['throughput'], 2)}  "
+                f"p50 x{_f(r['p50_ms'], 2)}  p99 x{_f(r['p99_ms'], 2)}"
+            )
+    return "\n".join(lines)
+
+
+def _order(summary: dict[str, Any]) -> list[str]:
+    known = [n for n in ("ceiling", "raw", "faststream", "relationd") if n in summary]
+    return known + sorted(n for n in summary if n not in known)
+
+
+def markdown(
+    summary: dict[str, dict[int, dict[str, float]]],
+    rat: dict[str, Any],
+    skipped: dict[str, str],
+    meta: dict[str, Any],
+    scale: dict[str, Any] | None,
+) -> str:
+    conc = sorted({c for rows in summary.values() for c in rows})
+    out = [
+        f"Run of {meta.get('date', '?')}: {meta.get('runs')} runs x {meta.get('duration')} s "
+        f"(after {meta.get('warmup')} s warm-up) per contender and concurrency, medians shown; "
+        f"{meta.get('cpus')} CPUs shared by client, broker, database and servers; "
+        f"uvloop {'on' if meta.get('uvloop') else 'off'}; relationd log level warning.",
+        "",
+        "| contender | " + " | ".join(f"c={c} cmd/s | c={c} p50 ms | c={c} p99 ms" for c in conc) + " |",
+        "|---|" + "---:|" * (3 * len(conc)),
+    ]
+    for name in _order(summary):
+        cells = []
+        for c in conc:
+            row = summary[name].get(c)
+            if row is None:
+                cells += ["", "", ""]
+            else:
+                cells += [_f(row["throughput"], 0), _f(row["p50_ms"], 2), _f(row["p99_ms"], 2)]
+        out.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+    for name, why in skipped.items():
+        out.append(f"| {LABELS.get(name, name)} | skipped: {why} |" + " |" * (3 * len(conc) - 1))
+    out += ["", "Ratios (relationd / other; throughput higher is better, latency lower is better):", ""]
+    out.append("| relationd / | " + " | ".join(f"c={c} cmd/s | c={c} p50 | c={c} p99" for c in conc) + " |")
+    out.append("|---|" + "---:|" * (3 * len(conc)))
+    for other, per_c in rat.items():
+        cells = []
+        for c in conc:
+            r = per_c.get(c)
+            if r is None:
+                cells += ["", "", ""]
+            else:
+                cells += [f"x{_f(r['throughput'], 2)}", f"x{_f(r['p50_ms'], 2)}", f"x{_f(r['p99_ms'], 2)}"]
+        out.append(f"| {LABELS.get(other, other)} | " + " | ".join(cells) + " |")
+    cpu = [
+        (name, c, row["server_cpu_ms_per_cmd"])
+        for name in _order(summary)
+        for c, row in sorted(summary[name].items())
+        if not _nan(row.get("server_cpu_ms_per_cmd", float("nan")))
+    ]
+    if cpu:
+        out += [
+            "",
+            "Server process CPU per command (ms, median): "
+            + "; ".join(f"{LABELS.get(n, n)} c={c}: {v:.2f}" for n, c, v in cpu),
+        ]
+    if scale:
+        out += ["", scale_markdown(scale)]
+    return "\n".join(out)
+
+
+def scale_markdown(scale: dict[str, Any]) -> str:
+    out = [
+        "Scale: the same relationd mix, one worker at a time (c=1) in one model, against an empty "
+        "model in the same database (measured in alternation):",
+        "",
+        "| model | load time s | p50 ms | p99 ms | mean ms | mean / empty |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in scale.get("rows", []):
+        out.append(
+            f"| {row['label']} | {_f(row.get('load_seconds', float('nan')), 1)} | {_f(row['p50_ms'], 2)} | "
+            f"{_f(row['p99_ms'], 2)} | {_f(row['mean_ms'], 2)} | {_f(row.get('ratio', float('nan')), 2)} |"
+        )
+    return "\n".join(out)
+
+
+def update_readme(path: Path, body: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    block = f"{README_START}\n{body}\n{README_END}"
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        _, tail = rest.split(README_END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def plot(summary: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {
+        "relationd": dict(color="tab:blue", marker="o", linewidth=2.2),
+        "raw": dict(color="tab:orange", marker="s", linewidth=2.2),
+        "faststream": dict(color="tab:green", marker="^", linewidth=1.2, linestyle="--"),
+        "ceiling": dict(color="tab:gray", marker="x", linewidth=1.2, linestyle=":"),
+    }
+    for name in _order(summary):
+        rows = summary[name]
+        conc = sorted(rows)
+        style = styles.get(name, {})
+        left.plot(conc, [rows[c]["throughput"] for c in conc], label=LABELS.get(name, name), **style)
+        right.plot(conc, [rows[c]["p99_ms"] for c in conc], label=LABELS.get(name, name), **style)
+    for ax, title, unit in ((left, "throughput", "commands/s"), (right, "p99 latency", "ms")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("outstanding commands (concurrency)")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ticks = sorted({c for rows in summary.values() for c in rows})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
