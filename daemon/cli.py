@@ -99,6 +99,26 @@ def config() -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+@app.command()
+def asyncapi(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the AsyncAPI 3.0 document of the whole protocol (JSON), generated from contracts/.
+
+    Example: relationd asyncapi -o docs/asyncapi.json
+    """
+    from contracts.asyncapi import render
+
+    text = render()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def main() -> None:
     app(prog_name="relationd")
 
