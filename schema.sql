@@ -418,7 +418,7 @@ END $$;
 
 DROP TRIGGER IF EXISTS relation_endpoint_limit ON relation_endpoint;
 CREATE CONSTRAINT TRIGGER relation_endpoint_limit
-    AFTER INSERT ON relation_endpoint
+    AFTER INSERT OR UPDATE OF endpoint_uuid ON relation_endpoint
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_endpoint_limit_check();
 
