@@ -474,3 +474,53 @@ async def test_init_connection_decodes_uuids_as_text(scratch_url: str) -> None:
     finally:
         await conn.close()
     assert value == "0d326f66-3ac0-41d3-81ef-54b93ee399a9"
+
+
+async def test_moving_a_relation_endpoint_onto_a_full_endpoint_is_refused_at_commit(
+    domain: Domain, conn: Any
+) -> None:
+    await domain.deploy("postgresql")
+    await domain.deploy("ca-one", "self-signed-certificates")
+    await domain.integrate("postgresql:certificates", "ca-one")
+    m = domain.model_uuid
+    await domain.deploy("agent", metadata={"requires": {"cos-agent": "cos_agent"}})
+    cos = await domain.integrate("agent", "postgresql")
+    certs = await _row(
+        conn,
+        """SELECT endpoint_uuid FROM v_application_endpoint
+           WHERE model_uuid = $1 AND application_name = 'postgresql' AND endpoint_name = 'certificates'""",
+        m,
+    )
+
+    with pytest.raises(asyncpg.CheckViolationError, match="its limit is 1"):
+        async with conn.transaction():
+            await conn.execute(
+                """UPDATE relation_endpoint SET endpoint_uuid = $3
+                   WHERE model_uuid = $1 AND relation_uuid = $2 AND position = 1""",
+                m,
+                cos["uuid"],
+                certs["endpoint_uuid"],
+            )
+
+
+async def test_a_unit_cannot_enter_the_scope_of_a_dead_relation(domain: Domain, conn: Any) -> None:
+    rel = await _related(domain)
+    m = domain.model_uuid
+    ids = await _ids(conn, m, rel["id"])
+    mysql_ep = next(e for e in ids["endpoints"] if e["name"] == "mysql")
+    mysql_unit = await _unit(conn, m, "mysql/0")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="dead"):
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE relation SET life_id = 2 WHERE model_uuid = $1 AND uuid = $2", m, ids["relation"]
+            )
+            await conn.execute(
+                """INSERT INTO relation_unit
+                   (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
+                   VALUES ($1, gen_random_uuid(), $2, $3, $4)""",
+                m,
+                mysql_ep["uuid"],
+                mysql_unit["application_uuid"],
+                mysql_unit["uuid"],
+            )
