@@ -442,6 +442,28 @@ CREATE TRIGGER relation_dead_scope
     BEFORE UPDATE OF life_id ON relation
     FOR EACH ROW EXECUTE FUNCTION relation_dead_scope_check();
 
+-- ... nor enter the scope of a relation that is already dead.
+CREATE OR REPLACE FUNCTION relation_unit_dead_relation_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT r.relation_id INTO rid
+    FROM relation_endpoint re
+    JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
+    WHERE re.model_uuid = NEW.model_uuid AND re.uuid = NEW.relation_endpoint_uuid AND r.life_id = 2;
+    IF FOUND THEN
+        RAISE EXCEPTION 'relation % is dead; no unit may enter its scope', rid
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS relation_unit_dead_relation ON relation_unit;
+CREATE TRIGGER relation_unit_dead_relation
+    BEFORE INSERT OR UPDATE OF relation_endpoint_uuid ON relation_unit
+    FOR EACH ROW EXECUTE FUNCTION relation_unit_dead_relation_check();
+
 -- Life only moves forward: alive -> dying -> dead.
 CREATE OR REPLACE FUNCTION life_forward_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
