@@ -165,6 +165,7 @@ class Driver:
         self.replies: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.resends = 0
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._by_token: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.session = Session(url, self._setup)
 
     async def _setup(self, channel: aio_pika.abc.AbstractChannel) -> None:
@@ -187,9 +188,9 @@ class Driver:
         body = json.loads(message.body)
         command_id = body.get("command_id") or message.correlation_id or ""
         self.replies[command_id].append(body)
-        future = self._waiting.get(command_id)
-        if future is not None and not future.done():
-            future.set_result(body)
+        for future in (self._waiting.get(command_id), self._by_token.pop(message.correlation_id or "", None)):
+            if future is not None and not future.done():
+                future.set_result(body)
         await message.ack()
 
     async def publish(
@@ -220,6 +221,24 @@ class Driver:
                 return
             except Exception:
                 await asyncio.sleep(0.2)
+
+    async def send_raw(
+        self, raw: bytes, properties: dict[str, Any], *, reply: bool = True, timeout: float = 30
+    ) -> dict[str, Any] | None:
+        """Publish exactly these bytes and properties once; the reply, matched by correlation id."""
+        token = str(uuid.uuid4())
+        props = {"correlation_id": token, **properties}
+        if not reply:
+            await self.publish(raw, props.get("message_id"), reply=False, properties=props)
+            return None
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._by_token[token] = future
+        props.setdefault("reply_to", self.reply_queue)
+        await self.publish(raw, props.get("message_id"), reply=False, properties=props)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._by_token.pop(token, None)
 
     async def call(self, body: dict[str, Any] | bytes, command_id: str | None = None) -> dict[str, Any]:
         """The reply to one command (ok or error); resends on timeout until one arrives."""

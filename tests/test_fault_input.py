@@ -1,0 +1,380 @@
+"""Part 4 of the fault suite: thousands of generated bad messages (hypothesis) at one daemon.
+
+Not JSON, wrong types, missing and extra fields, huge strings and maps, deep nesting, unknown
+types, invalid UUIDs and names, SQL and shell metacharacters, invalid UTF-8, wrong content types,
+no reply_to, bad message ids, duplicate ids with different bodies. Each gets a typed error reply
+(when it has reply_to) and, when it failed validation, is dead-lettered with its reason; the daemon
+stays up with flat memory; valid commands interleaved all succeed, and settings full of
+metacharacters are stored and returned byte for byte.
+
+Fast: 1,500 messages. Full (-m slow): RELATIOND_FAULT_MESSAGES (10,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from contracts.commands import COMMAND_TYPES
+from contracts.errors import ErrorCode
+from contracts.topology import DEAD_LETTER_CODE_HEADER, DEAD_LETTER_QUEUE, DEAD_LETTER_REASON_HEADER
+from tests.domain import charm
+from tests.fault_support import (
+    METACHARACTERS,
+    Driver,
+    connect,
+    env_int,
+    fault_database,
+    fault_vhost,
+    report,
+    seed_from_env,
+)
+from tests.harness import DaemonProcess
+
+__all__ = ["fault_database", "fault_vhost"]
+
+TOKEN = "x-fault-token"
+TRANSPORT_CODES = {ErrorCode.InvalidCommand, ErrorCode.UnknownCommand, ErrorCode.PayloadTooLarge}
+CODES = {c.value for c in ErrorCode}
+MODEL = "input-model"
+
+# Valid bodies to break, with the fields each cannot do without.
+TEMPLATES: list[tuple[dict[str, Any], list[str]]] = [
+    ({"type": "create_model", "name": "fresh"}, ["name"]),
+    ({"type": "deploy", "model": MODEL, "application": "app", "charm": {"peers": {"p": "x"}}, "units": 1},
+     ["model", "application", "charm"]),
+    ({"type": "add_units", "model": MODEL, "application": "wordpress", "count": 1}, ["model", "application"]),
+    ({"type": "integrate", "model": MODEL, "endpoints": ["wordpress", "mysql"]}, ["model", "endpoints"]),
+    ({"type": "enter_scope", "model": MODEL, "relation": 2, "unit": "wordpress/0", "settings": {"a": "b"}},
+     ["model", "relation", "unit"]),
+    ({"type": "set_unit_settings", "model": MODEL, "relation": 2, "unit": "wordpress/0", "settings": {"a": "b"}},
+     ["model", "relation", "unit", "settings"]),
+    ({"type": "set_relation_status", "model": MODEL, "relation": 2, "unit": "wordpress/0", "status": "joined"},
+     ["model", "relation", "unit", "status"]),
+    ({"type": "get_relation", "model": MODEL, "relation": "6f1c0f7e-5f0e-4a51-9d3c-0a7d2b1f9e11"},
+     ["model", "relation"]),
+    ({"type": "remove_unit", "model": MODEL, "unit": "mysql/1"}, ["model", "unit"]),
+]  # fmt: skip
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+templates = st.sampled_from(TEMPLATES)
+bad_names = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "'; DROP TABLE model; --", "$(reboot)", "`id`", "a b", "A", "-x", "x-", "a" * 64, "../../etc/passwd",
+            "mysql/", "mysql/-1", "mysql/01", "wordpress/0; rm -rf /", "%00", "\x00", "café", "🙂",
+            "6f1c0f7e-5f0e-4a51-9d3c-0a7d2b1f9e1", "6F1C0F7E-5F0E-4A51-9D3C-0A7D2B1F9E11", "{{7*7}}",
+        ]
+    ),
+)  # fmt: skip
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> dict[str, Any]:
+    """One bad message: body bytes, AMQP properties, whether it asks for a reply, its category."""
+    category = draw(
+        st.sampled_from(
+            ["not_json", "wrong_type", "missing", "extra", "huge", "deep", "unknown_type", "names",
+             "invalid_utf8", "content_type", "message_id", "duplicate_id"]
+        )
+    )  # fmt: skip
+    body, required = draw(templates)
+    body = dict(body)
+    props: dict[str, Any] = {"message_id": str(uuid.uuid4())}
+    raw: bytes | None = None
+    if category == "not_json":
+        raw = draw(
+            st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "replace"))
+        )
+    elif category == "wrong_type":
+        key = draw(st.sampled_from(sorted(k for k in body if k != "type")))
+        value = draw(json_values.filter(lambda v, o=body[key]: type(v) is not type(o)))
+        body[key] = value
+    elif category == "missing":
+        del body[draw(st.sampled_from(required))]
+    elif category == "extra":
+        key = draw(st.text(min_size=1, max_size=20).filter(lambda k, b=body: k not in b))
+        body[key] = draw(json_values)
+    elif category == "huge":
+        size = draw(st.sampled_from([10_000, 70_000, 300_000, 1_100_000, 3_000_000]))
+        shape = draw(st.sampled_from(["string", "map", "list", "key"]))
+        if shape == "string":
+            body[draw(st.sampled_from(required))] = "x" * size
+        elif shape == "map":
+            body["settings"] = {f"k{i}": "v" * 8 for i in range(size // 20)}
+        elif shape == "list":
+            body["endpoints"] = ["wordpress"] * (size // 12)
+        else:
+            body["settings"] = {"k" * size: "v"}
+    elif category == "deep":
+        depth = draw(st.sampled_from([50, 201, 1_000, 10_000, 100_000]))
+        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        where = draw(st.sampled_from(["body", "charm", "settings"]))
+        nested = opener * depth + b"1" + closer * depth
+        if where == "body":
+            raw = nested
+        else:
+            prefix = json.dumps({**body, where: None}).encode()
+            raw = prefix.replace(f'"{where}": null'.encode(), f'"{where}": '.encode() + nested)
+    elif category == "unknown_type":
+        body["type"] = draw(st.text(max_size=40).filter(lambda t: t not in COMMAND_TYPES) | json_values)
+    elif category == "names":
+        key = draw(
+            st.sampled_from([k for k in ("model", "name", "application", "unit", "relation") if k in body])
+        )
+        body[key] = draw(bad_names)
+    elif category == "invalid_utf8":
+        bad = draw(
+            st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"])
+        )
+        text = json.dumps(body).encode()
+        at = text.index(b'"', text.index(b":") + 1) + 1 if b'":"' in text.replace(b" ", b"") else 1
+        raw = text[:at] + bad + text[at:]
+        if draw(st.booleans()):
+            raw = json.dumps({**body, "type": body["type"]}).encode().replace(b'"type"', b'"\\ud800type"', 1)
+    elif category == "content_type":
+        props["content_type"] = draw(st.text(max_size=40).filter(lambda t: t not in ("", "application/json")))
+    elif category == "message_id":
+        # Too long for a command id. (An absent or empty one cannot be sent: aiormq fills it in.)
+        props["message_id"] = draw(st.sampled_from(["x" * 201, "z" * 255]))
+    reply = draw(st.booleans()) if category not in ("duplicate_id",) else True
+    if raw is None:
+        raw = json.dumps(body).encode()
+    return {"category": category, "raw": raw, "props": props, "reply": reply}
+
+
+class LoopThread:
+    """An event loop of its own in a thread, for hypothesis' synchronous test body."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def drain_dead_letters(amqp: str) -> dict[str, aio_pika.abc.AbstractIncomingMessage]:
+    out = {}
+    connection = await aio_pika.connect(amqp)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(DEAD_LETTER_QUEUE)
+        while (message := await queue.get(fail=False, no_ack=True, timeout=10)) is not None:
+            token = (message.headers or {}).get(TOKEN)
+            if token:
+                out[str(token)] = message
+    return out
+
+
+def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
+    run_seed = seed_from_env()
+    daemon = DaemonProcess(amqp, database, log_dir, prefetch=64)
+    daemon.start()
+    lt = LoopThread()
+    began = time.monotonic()
+    try:
+        lt.run(daemon.wait_ready())
+        driver: Driver = lt.run(Driver(amqp, timeout=30).start())
+        m = {"model": MODEL}
+        setup = [
+            {"type": "create_model", "name": MODEL},
+            {"type": "deploy", **m, "application": "mysql", "charm": charm("mysql"), "units": 2},
+            {"type": "deploy", **m, "application": "wordpress", "charm": charm("wordpress"), "units": 1},
+            {"type": "integrate", **m, "endpoints": ["wordpress", "mysql"]},
+            {"type": "enter_scope", **m, "relation": 2, "unit": "wordpress/0"},
+        ]
+        for body in setup:
+            reply = lt.run(driver.call(body))
+            assert reply["ok"], reply
+        sent: list[dict[str, Any]] = []  # every bad message, with what came of it
+        valid_ok = valid_sent = 0
+        used_ids: list[tuple[str, bytes]] = []
+        expected_settings: dict[str, str] = {}
+        rss: dict[str, int] = {}
+        pid = daemon.proc.pid if daemon.proc else 0
+
+        def valid_round(n: int, key: str, value: str) -> None:
+            """A valid write and read between bad messages: metacharacters byte for byte."""
+            nonlocal valid_ok, valid_sent
+            body = {
+                "type": "set_unit_settings",
+                **m,
+                "relation": 2,
+                "unit": "wordpress/0",
+                "settings": {key: value},
+            }
+            command_id = str(uuid.uuid4())
+            reply = lt.run(driver.call(body, command_id))
+            used_ids.append((command_id, json.dumps(body).encode()))
+            got = lt.run(
+                driver.call({"type": "get_unit_settings", **m, "relation": 2, "unit": "wordpress/0"})
+            )
+            valid_sent += 2
+            if value:
+                expected_settings[key] = value
+            else:
+                expected_settings.pop(key, None)
+            assert reply["ok"] and got["ok"], (reply, got)
+            assert got["result"] == expected_settings, (got["result"], expected_settings)
+            valid_ok += 2
+
+        meta_keys = st.sampled_from([*METACHARACTERS[:-1], "key", "k.e.y", "$HOME", "'"])
+        meta_values = st.sampled_from(METACHARACTERS) | st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=200
+        )
+
+        @seed(run_seed)
+        @settings(
+            max_examples=count,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate, Phase.shrink],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(message=messages(), key=meta_keys, value=meta_values)
+        def one(message: dict[str, Any], key: str, value: str) -> None:
+            n = len(sent)
+            if n % 20 == 0:
+                valid_round(n, key, value)
+            if n == 300:
+                rss["warm"] = rss_kib(pid)
+            token = str(uuid.uuid4())
+            props = {**message["props"], "headers": {TOKEN: token}}
+            if message["category"] == "duplicate_id" and used_ids:
+                command_id, _first = used_ids[n % len(used_ids)]
+                props["message_id"] = command_id
+                other = {"type": "set_unit_settings", **m, "relation": 2, "unit": "wordpress/0",
+                         "settings": {"dup": str(n)}}  # fmt: skip
+                message = {**message, "raw": json.dumps(other).encode()}
+            record = {
+                "category": message["category"],
+                "token": token,
+                "reply": None,
+                "asked": message["reply"],
+            }
+            sent.append(record)
+            reply = lt.run(driver.send_raw(message["raw"], props, reply=message["reply"], timeout=60))
+            record["reply"] = reply
+            if reply is not None:
+                code = reply.get("error", {}).get("code") if not reply["ok"] else None
+                assert code != "Internal", (message["category"], reply)
+                if message["category"] not in ("names",):
+                    assert reply["ok"] is False, (message["category"], message["raw"][:300], reply)
+                if not reply["ok"]:
+                    assert code in CODES, reply
+                    assert reply["error"]["message"], reply
+                if message["category"] == "duplicate_id" and "_first" in locals():
+                    assert code == "InvalidCommand" and "already used" in reply["error"]["message"], reply
+            assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log()[-3000:]
+
+        one()
+        rss["end"] = rss_kib(pid)
+        valid_round(len(sent), "last", "'; DROP TABLE relation_unit_setting; -- ✓")
+
+        # Dead letters: every message that failed validation, with its reason and code.
+        time.sleep(1)
+        letters = lt.run(drain_dead_letters(amqp))
+        not_lettered = []
+        for record in sent:
+            reply = record["reply"]
+            parse_failure = reply is not None and not reply["ok"] and reply.get("type") is None
+            silent_bad = reply is None and record["category"] not in ("names", "duplicate_id")
+            if parse_failure or silent_bad:
+                letter = letters.get(record["token"])
+                if letter is None:
+                    not_lettered.append(record)
+                    continue
+                assert letter.headers[DEAD_LETTER_REASON_HEADER], letter.headers
+                assert letter.headers[DEAD_LETTER_CODE_HEADER] in {c.value for c in TRANSPORT_CODES}
+
+        async def stored() -> dict[str, str]:
+            conn = await connect(database)
+            try:
+                rows = await conn.fetch("SELECT key, value FROM relation_unit_setting")
+                return {r["key"]: r["value"] for r in rows}
+            finally:
+                await conn.close()
+
+        in_db = lt.run(stored())
+        metrics_text = daemon.http("/metrics")[1]
+        lt.run(driver.close())
+        categories = Counter(r["category"] for r in sent)
+        codes = Counter(
+            (r["reply"]["error"]["code"] if not r["reply"]["ok"] else "ok")
+            for r in sent
+            if r["reply"] is not None
+        )
+        growth_mib = (rss["end"] - rss.get("warm", rss["end"])) / 1024
+        report(
+            "bad-input",
+            {
+                "seed": run_seed,
+                "malformed_tried": len(sent),
+                "with_reply": sum(1 for r in sent if r["asked"]),
+                "without_reply": sum(1 for r in sent if not r["asked"]),
+                "dead_lettered": len(letters),
+                "not_dead_lettered": len(not_lettered),
+                "valid_interleaved": valid_sent,
+                "valid_ok": valid_ok,
+                "rss_warm_mib": round(rss.get("warm", 0) / 1024, 1),
+                "rss_end_mib": round(rss["end"] / 1024, 1),
+                "rss_growth_mib": round(growth_mib, 1),
+                "daemon_restarts": daemon.starts - 1,
+                "internal": codes["Internal"],
+                "categories": dict(sorted(categories.items())),
+                "codes": dict(sorted(codes.items())),
+                "seconds": round(time.monotonic() - began, 1),
+            },
+        )
+        assert not not_lettered, not_lettered[:5]
+        assert in_db == expected_settings, "settings not stored byte for byte"
+        assert valid_ok == valid_sent
+        assert growth_mib < 50, rss
+        assert daemon.proc is not None and daemon.proc.poll() is None
+        assert daemon.starts == 1
+        assert "relationd_commands_total" in metrics_text
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.terminate()
+        lt.close()
+
+
+def test_bad_input_fast(fault_vhost: str, fault_database: str, tmp_path: Path) -> None:
+    input_run(fault_vhost, fault_database, tmp_path, env_int("RELATIOND_FAULT_FAST_MESSAGES", 1500))
+
+
+@pytest.mark.slow
+def test_bad_input_full(fault_vhost: str, fault_database: str, tmp_path: Path) -> None:
+    input_run(fault_vhost, fault_database, tmp_path, env_int("RELATIOND_FAULT_MESSAGES", 10000))
