@@ -485,6 +485,36 @@ DROP TRIGGER IF EXISTS unit_life_forward ON unit;
 CREATE TRIGGER unit_life_forward BEFORE UPDATE OF life_id ON unit
     FOR EACH ROW EXECUTE FUNCTION life_forward_check();
 
+-- A unit has a principal unit if and only if its application is subordinate, and that principal
+-- is not itself a subordinate unit.
+CREATE OR REPLACE FUNCTION unit_principal_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    sub boolean;
+BEGIN
+    SELECT c.subordinate INTO sub
+    FROM application a JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
+    WHERE a.model_uuid = NEW.model_uuid AND a.uuid = NEW.application_uuid;
+    IF sub AND NEW.principal_uuid IS NULL THEN
+        RAISE EXCEPTION 'subordinate unit % needs a principal unit', NEW.name
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT sub AND NEW.principal_uuid IS NOT NULL THEN
+        RAISE EXCEPTION 'unit % of a principal application cannot have a principal unit', NEW.name
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unit p WHERE p.model_uuid = NEW.model_uuid AND p.uuid = NEW.principal_uuid
+               AND p.principal_uuid IS NOT NULL) THEN
+        RAISE EXCEPTION 'the principal of unit % is itself a subordinate unit', NEW.name
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS unit_principal ON unit;
+CREATE TRIGGER unit_principal BEFORE INSERT OR UPDATE OF application_uuid, principal_uuid ON unit
+    FOR EACH ROW EXECUTE FUNCTION unit_principal_check();
+
 -- Relation ids only grow.
 CREATE OR REPLACE FUNCTION sequence_forward_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
