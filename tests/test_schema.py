@@ -524,3 +524,49 @@ async def test_a_unit_cannot_enter_the_scope_of_a_dead_relation(domain: Domain, 
                 mysql_unit["application_uuid"],
                 mysql_unit["uuid"],
             )
+
+
+async def test_a_subordinate_unit_needs_a_principal_and_a_principal_unit_has_none(
+    domain: Domain, conn: Any
+) -> None:
+    await domain.deploy("wordpress", units=1)
+    await domain.deploy("telegraf")
+    m = domain.model_uuid
+    telegraf = await _row(conn, "SELECT uuid FROM application WHERE model_uuid = $1 AND name = 'telegraf'", m)
+    wordpress0 = await _unit(conn, m, "wordpress/0")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="principal"):
+        await conn.execute(
+            """INSERT INTO unit (model_uuid, uuid, application_uuid, name, number)
+               VALUES ($1, gen_random_uuid(), $2, 'telegraf/9', 9)""",
+            m,
+            telegraf["uuid"],
+        )
+    with pytest.raises(asyncpg.CheckViolationError, match="principal"):
+        await conn.execute(
+            """INSERT INTO unit (model_uuid, uuid, application_uuid, name, number, principal_uuid)
+               VALUES ($1, gen_random_uuid(), $2, 'wordpress/9', 9, $3)""",
+            m,
+            wordpress0["application_uuid"],
+            wordpress0["uuid"],
+        )
+
+
+async def test_a_subordinate_unit_cannot_be_the_principal_of_another(domain: Domain, conn: Any) -> None:
+    await domain.deploy("wordpress", units=1)
+    await domain.deploy("telegraf")
+    await domain.deploy("nrpe")
+    rel = await domain.integrate("telegraf", "wordpress")
+    await domain.run({"type": "enter_scope", "relation": rel["id"], "unit": "wordpress/0"})
+    m = domain.model_uuid
+    nrpe = await _row(conn, "SELECT uuid FROM application WHERE model_uuid = $1 AND name = 'nrpe'", m)
+    telegraf0 = await _unit(conn, m, "telegraf/0")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="principal"):
+        await conn.execute(
+            """INSERT INTO unit (model_uuid, uuid, application_uuid, name, number, principal_uuid)
+               VALUES ($1, gen_random_uuid(), $2, 'nrpe/9', 9, $3)""",
+            m,
+            nrpe["uuid"],
+            telegraf0["uuid"],
+        )
