@@ -5,51 +5,97 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, DeliveryError, ProbableAuthenticationError
 
+from client.api import RelationCommands
 from contracts import topology
-from contracts.errors import error_from_dict
+from contracts.errors import Unauthorized, error_from_dict
+
+if TYPE_CHECKING:
+    from client.watch import Watch
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 class DaemonUnreachable(TimeoutError):
     """No reply in time: the daemon is down, busy, or the broker is unreachable."""
 
 
-class RelationClient:
+class BrokerUnreachable(DaemonUnreachable):
+    """The broker refused or did not answer the connection (or dropped it)."""
+
+
+class RelationClient(RelationCommands):
     """An RPC client. Each call has a timeout and a command id; give the same id to retry safely.
+
+    The typed methods (``create_model``, ``deploy``, ``integrate``, ...) come from
+    :class:`client.api.RelationCommands`; ``call`` and ``send`` take raw command bodies.
 
     Example::
 
         async with await RelationClient.connect("amqp://guest:guest@127.0.0.1/") as client:
-            await client.call({"type": "create_model", "name": "prod"})
+            model = await client.create_model("prod")
+            await client.call({"type": "list_models"})
     """
 
     def __init__(
-        self, connection: aio_pika.abc.AbstractConnection, timeout: float = 30.0, user: str | None = None
+        self,
+        connection: aio_pika.abc.AbstractConnection,
+        timeout: float = 30.0,
+        user: str | None = None,
+        *,
+        url: str | None = None,
     ) -> None:
         self.connection = connection
         self.timeout = timeout
         # RabbitMQ checks user_id against the connection's user; the daemon trusts only that.
         self.user = user
+        # Kept so that helpers needing a connection of their own (watch) can open one.
+        self.url = url
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._reply_queue: aio_pika.abc.AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     @classmethod
     async def connect(cls, url: str, *, timeout: float = 30.0) -> RelationClient:
-        connection = await aio_pika.connect(url, timeout=timeout)
-        client = cls(connection, timeout, user=unquote(urlsplit(url).username or "guest"))
-        await client._open()
+        """Connect to the broker at ``url``.
+
+        Raises BrokerUnreachable when that fails in time, Unauthorized when the broker refuses
+        the credentials.
+        """
+        try:
+            connection = await asyncio.wait_for(aio_pika.connect(url, timeout=timeout), timeout)
+        except ProbableAuthenticationError as exc:
+            raise Unauthorized(f"the broker refused the credentials: {exc}") from exc
+        except (OSError, AMQPError, TimeoutError) as exc:
+            raise BrokerUnreachable(f"cannot connect to the broker: {exc or type(exc).__name__}") from exc
+        client = cls(connection, timeout, user=unquote(urlsplit(url).username or "guest"), url=url)
+        try:
+            await client._open()
+        except BaseException:
+            await connection.close()
+            raise
         return client
 
     async def _open(self) -> None:
-        self._channel = await self.connection.channel(publisher_confirms=True)
+        # on_return_raises: a command the broker cannot route (no command queue) fails at once.
+        self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         self._reply_queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)
+        # A reply cannot arrive on a closed connection: fail the waiting calls at once.
+        self.connection.close_callbacks.add(self._on_connection_closed)
+        self._channel.close_callbacks.add(self._on_connection_closed)
+
+    def _on_connection_closed(self, _sender: object, exc: BaseException | None = None) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(BrokerUnreachable(f"the broker connection closed: {exc}"))
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
@@ -77,15 +123,18 @@ class RelationClient:
     ) -> dict[str, Any] | None:
         """Publish one command and return its whole reply (``{"ok": ...}``).
 
-        Raises DaemonUnreachable when no reply arrives within the timeout.
+        Raises DaemonUnreachable when no reply arrives within the timeout, or when the broker has
+        no command queue (no relationd ever ran on this virtual host); BrokerUnreachable when the
+        connection is gone.
         """
         assert self._channel is not None and self._reply_queue is not None
+        timeout = timeout or self.timeout
         command_id = command_id or str(uuid.uuid4())
         correlation_id = str(uuid.uuid4())
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if want_reply:
-            self._pending[correlation_id] = future
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         props: dict[str, Any] = {
             "content_type": topology.CONTENT_TYPE,
             "message_id": command_id,
@@ -94,19 +143,33 @@ class RelationClient:
         }
         if want_reply:
             props |= {"reply_to": self._reply_queue.name, "correlation_id": correlation_id}
+            self._pending[correlation_id] = future
         props |= properties or {}
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(raw, **props), routing_key=topology.COMMAND_QUEUE
-        )
-        if not want_reply:
-            return None
         try:
-            return await asyncio.wait_for(future, timeout or self.timeout)
-        except TimeoutError:
-            self._pending.pop(correlation_id, None)
+            await asyncio.wait_for(
+                self._channel.default_exchange.publish(
+                    aio_pika.Message(raw, **props), routing_key=topology.COMMAND_QUEUE
+                ),
+                timeout,
+            )
+            if not want_reply:
+                return None
+            return await asyncio.wait_for(future, max(deadline - loop.time(), 0.001))
+        except DaemonUnreachable:
+            raise  # the connection closed while waiting (a TimeoutError too: keep its message)
+        except DeliveryError:
             raise DaemonUnreachable(
-                f"no reply to command {command_id} within {timeout or self.timeout:.1f}s"
+                f"command {command_id} was not routed: the broker has no queue "
+                f"{topology.COMMAND_QUEUE!r} (is relationd running on this virtual host?)"
             ) from None
+        except TimeoutError:
+            raise DaemonUnreachable(f"no reply to command {command_id} within {timeout:.1f}s") from None
+        except (OSError, AMQPError) as exc:
+            raise BrokerUnreachable(
+                f"lost the broker while sending command {command_id}: {exc or type(exc).__name__}"
+            ) from exc
+        finally:
+            self._pending.pop(correlation_id, None)
 
     async def call(
         self, body: dict[str, Any], *, command_id: str | None = None, timeout: float | None = None
@@ -117,3 +180,23 @@ class RelationClient:
         if not reply["ok"]:
             raise error_from_dict(reply["error"])
         return reply["result"]
+
+    def watch(
+        self,
+        model: str,
+        *,
+        after: int = 0,
+        namespace: str | None = None,
+        relation_id: int | None = None,
+    ) -> Watch:
+        """Follow ``model``'s change events after ``after`` on a connection of its own.
+
+        See :class:`client.watch.Watch`: replay, then live, across reconnects.
+        """
+        from client.watch import Watch
+
+        if self.url is None:
+            raise ValueError("watch needs the client's AMQP URL: connect with RelationClient.connect")
+        return Watch(
+            self.url, model, after=after, namespace=namespace, relation_id=relation_id, timeout=self.timeout
+        )
