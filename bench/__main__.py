@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import report
 from bench.contenders import CONTENDERS, FASTSTREAM, RELATIOND, Options, Running, faststream_missing, start
-from bench.env import RESULTS, describe_machine, use_uvloop
+from bench.env import RESULTS, describe_machine, sandboxes, use_uvloop
 from bench.load import closed_loop
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -96,12 +96,15 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
-        running: dict[str, Running] = {}
+        boxes = await stack.enter_async_context(sandboxes(wanted))
+        t0 = time.monotonic()
+        started = await asyncio.gather(
+            *(stack.enter_async_context(start(n, opts, box=boxes[n])) for n in wanted)
+        )
+        running: dict[str, Running] = dict(zip(wanted, started, strict=True))
         for name in wanted:
-            t0 = time.monotonic()
-            running[name] = await stack.enter_async_context(start(name, opts))
             info[name] = {"start_seconds": round(time.monotonic() - t0, 2), **running[name].stats()}
-            print(f"bench: {name} ready ({info[name]['start_seconds']} s)", flush=True)
+        print(f"bench: {', '.join(wanted)} ready ({time.monotonic() - t0:.1f} s)", flush=True)
         for run in range(args.runs):
             for c in args.concurrency:
                 for name in wanted:

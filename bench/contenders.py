@@ -113,10 +113,14 @@ def relationd_argv(uvloop: bool) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def start(name: str, opts: Options, label: str | None = None) -> AsyncIterator[Running]:
+async def start(
+    name: str, opts: Options, label: str | None = None, box: Sandbox | None = None
+) -> AsyncIterator[Running]:
     """Sandbox, schema, server process, load client and (for relationd) the set-up commands."""
     label = label or name
-    async with sandbox(label) as box:
+    async with contextlib.AsyncExitStack() as boxes:
+        if box is None:
+            box = await boxes.enter_async_context(sandbox(label))
         pool = None
         http_port = None
         if name == RELATIOND:

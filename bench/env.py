@@ -63,30 +63,51 @@ class Sandbox:
     database_url: str
 
 
-@contextlib.asynccontextmanager
-async def sandbox(label: str) -> AsyncIterator[Sandbox]:
-    suffix = uuid.uuid4().hex[:8]
-    vhost = f"relationd-bench-{label}-{suffix}"
-    db = f"relationd_bench_{label.replace('-', '_')}_{suffix}"
+async def _add_vhost(vhost: str) -> None:
     await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
+    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
+async def _delete_vhost(vhost: str) -> None:
+    with contextlib.suppress(subprocess.SubprocessError):
+        await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+
+
+@contextlib.asynccontextmanager
+async def sandboxes(labels: list[str]) -> AsyncIterator[dict[str, Sandbox]]:
+    """A vhost and a database per label, created and deleted concurrently (rabbitmqctl is slow)."""
+    suffix = uuid.uuid4().hex[:8]
+    vhosts = {label: f"relationd-bench-{label}-{suffix}" for label in labels}
+    dbs = {label: f"relationd_bench_{label.replace('-', '_')}_{suffix}" for label in labels}
+    created: list[str] = []
     try:
-        await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        results = await asyncio.gather(*(_add_vhost(v) for v in vhosts.values()), return_exceptions=True)
+        created = list(vhosts.values())
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
         admin = await asyncpg.connect(ADMIN_DSN)
         try:
-            await admin.execute(f'CREATE DATABASE "{db}"')
+            for db in dbs.values():
+                await admin.execute(f'CREATE DATABASE "{db}"')
         finally:
             await admin.close()
-        try:
-            yield Sandbox(label, vhost_url(vhost), database_url(db))
-        finally:
+        yield {label: Sandbox(label, vhost_url(vhosts[label]), database_url(dbs[label])) for label in labels}
+    finally:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
             admin = await asyncpg.connect(ADMIN_DSN)
             try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                for db in dbs.values():
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             finally:
                 await admin.close()
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+        await asyncio.gather(*(_delete_vhost(v) for v in created))
+
+
+@contextlib.asynccontextmanager
+async def sandbox(label: str) -> AsyncIterator[Sandbox]:
+    async with sandboxes([label]) as boxes:
+        yield boxes[label]
 
 
 class ServerProcess:

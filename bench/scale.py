@@ -333,7 +333,7 @@ async def explain_hot_queries(database_url: str, model_uuid: str, model_name: st
                     text = await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {call}")
                 finally:
                     await tr.rollback()
-                    await conn.execute("DEALLOCATE ALL")
+                    await conn.execute("DEALLOCATE bench_q")
                 nodes = _walk(plan["Plan"])
                 seq = sorted(
                     {

@@ -1,0 +1,40 @@
+"""The bench command works: a few seconds of every contender, no timing asserted.
+
+Benchmarks are not tests; this only checks that ``python -m bench`` runs end to end on the real
+broker and database and prints a table with every contender (FastStream marked skipped, with the
+reason, where the bench extra is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_run_prints_every_contender(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--quick", "--skip-scale",
+            "--runs", "1", "--duration", "0.8", "--warmup", "0.2",
+            "--concurrency", "1,8", "--models", "4", "--apps", "3",
+            "--out", str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for label in ("broker-only ceiling", "raw aio-pika + asyncpg", "FastStream peer", "relationd"):
+        assert label in out.stdout, out.stdout
+    data = json.loads((tmp_path / "quick.json").read_text())
+    ran = {r["contender"] for r in data["results"]}
+    assert {"ceiling", "raw", "relationd"} <= ran
+    assert "faststream" in ran or "faststream" in data["skipped"]
+    assert all(r["errors"] == 0 for r in data["results"]), [r["error_samples"] for r in data["results"]]
+    assert all(r["completed"] > 0 for r in data["results"])
+    assert (tmp_path / "quick.png").stat().st_size > 0
