@@ -58,7 +58,7 @@ fault: venv services
 bench:
 	@scripts/ensure-venv --bench
 	@scripts/ensure-services
-	@$(BIN)/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("bench.__main__") is None)' || \
+	@$(BIN)/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("bench.__main__") is None)' 2>/dev/null || \
 		{ echo "make bench: there is no bench package (bench/__main__.py) yet" >&2; exit 1; }
 	@$(BIN)/python -m bench
 
