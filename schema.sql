@@ -486,33 +486,43 @@ CREATE TRIGGER unit_life_forward BEFORE UPDATE OF life_id ON unit
     FOR EACH ROW EXECUTE FUNCTION life_forward_check();
 
 -- A unit has a principal unit if and only if its application is subordinate, and that principal
--- is not itself a subordinate unit.
+-- is not itself a subordinate unit. Checked at commit, on the rows as they are then, so that a
+-- transaction may unlink principals before deleting their units.
 CREATE OR REPLACE FUNCTION unit_principal_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    sub boolean;
+    u record;
 BEGIN
-    SELECT c.subordinate INTO sub
-    FROM application a JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
-    WHERE a.model_uuid = NEW.model_uuid AND a.uuid = NEW.application_uuid;
-    IF sub AND NEW.principal_uuid IS NULL THEN
-        RAISE EXCEPTION 'subordinate unit % needs a principal unit', NEW.name
+    SELECT un.name, un.principal_uuid, c.subordinate,
+           EXISTS (SELECT 1 FROM unit p WHERE p.model_uuid = un.model_uuid
+                   AND p.uuid = un.principal_uuid AND p.principal_uuid IS NOT NULL) AS principal_is_sub
+    INTO u
+    FROM unit un
+    JOIN application a ON a.model_uuid = un.model_uuid AND a.uuid = un.application_uuid
+    JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
+    WHERE un.model_uuid = NEW.model_uuid AND un.uuid = NEW.uuid;
+    IF NOT FOUND THEN
+        RETURN NULL;  -- the unit was removed in the same transaction
+    END IF;
+    IF u.subordinate AND u.principal_uuid IS NULL THEN
+        RAISE EXCEPTION 'subordinate unit % needs a principal unit', u.name
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NOT sub AND NEW.principal_uuid IS NOT NULL THEN
-        RAISE EXCEPTION 'unit % of a principal application cannot have a principal unit', NEW.name
+    IF NOT u.subordinate AND u.principal_uuid IS NOT NULL THEN
+        RAISE EXCEPTION 'unit % of a principal application cannot have a principal unit', u.name
             USING ERRCODE = 'check_violation';
     END IF;
-    IF EXISTS (SELECT 1 FROM unit p WHERE p.model_uuid = NEW.model_uuid AND p.uuid = NEW.principal_uuid
-               AND p.principal_uuid IS NOT NULL) THEN
-        RAISE EXCEPTION 'the principal of unit % is itself a subordinate unit', NEW.name
+    IF u.principal_is_sub THEN
+        RAISE EXCEPTION 'the principal of unit % is itself a subordinate unit', u.name
             USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
 DROP TRIGGER IF EXISTS unit_principal ON unit;
-CREATE TRIGGER unit_principal BEFORE INSERT OR UPDATE OF application_uuid, principal_uuid ON unit
+CREATE CONSTRAINT TRIGGER unit_principal
+    AFTER INSERT OR UPDATE OF application_uuid, principal_uuid ON unit
+    DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION unit_principal_check();
 
 -- Relation ids only grow.
