@@ -570,3 +570,29 @@ async def test_a_subordinate_unit_cannot_be_the_principal_of_another(domain: Dom
             nrpe["uuid"],
             telegraf0["uuid"],
         )
+
+
+async def test_unlinking_a_subordinate_from_its_principal_is_refused_unless_it_is_removed_too(
+    domain: Domain, conn: Any
+) -> None:
+    await domain.deploy("wordpress", units=1)
+    await domain.deploy("telegraf")
+    rel = await domain.integrate("telegraf", "wordpress")
+    await domain.run({"type": "enter_scope", "relation": rel["id"], "unit": "wordpress/0"})
+    m = domain.model_uuid
+    telegraf0 = await _unit(conn, m, "telegraf/0")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="needs a principal"):
+        await conn.execute(
+            "UPDATE unit SET principal_uuid = NULL WHERE model_uuid = $1 AND uuid = $2", m, telegraf0["uuid"]
+        )
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE unit SET principal_uuid = NULL WHERE model_uuid = $1 AND uuid = $2", m, telegraf0["uuid"]
+        )
+        await conn.execute("DELETE FROM application_leader WHERE model_uuid = $1", m)
+        await conn.execute("DELETE FROM unit WHERE model_uuid = $1 AND uuid = $2", m, telegraf0["uuid"])
+
+    assert (
+        await conn.fetchval("SELECT count(*) FROM unit WHERE model_uuid = $1 AND name = 'telegraf/0'", m) == 0
+    )
