@@ -92,3 +92,19 @@ async def test_a_refused_command_emits_nothing(domain: Domain) -> None:
     await refused(domain.run({"type": "add_units", "application": "ghost"}))
 
     assert await domain.events_since(seq) == []
+
+
+async def test_a_relation_of_one_model_cannot_be_named_from_another(domain: Domain, pool: Any) -> None:
+    other = Domain(pool)
+    await other.new_model()
+    await domain.deploy("wordpress", units=1)
+    await domain.deploy("mysql")
+    rel = await domain.integrate("wordpress", "mysql")
+    await other.deploy("wordpress", units=1)
+
+    by_uuid = await refused(other.run({"type": "get_relation", "relation": rel["uuid"]}))
+    entering = await refused(
+        other.run({"type": "enter_scope", "relation": rel["uuid"], "unit": "wordpress/0"})
+    )
+
+    assert by_uuid.code == entering.code == "RelationNotFound"
