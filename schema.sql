@@ -206,6 +206,9 @@ CREATE TABLE IF NOT EXISTS relation_endpoint (
         REFERENCES application_endpoint (model_uuid, application_uuid, uuid)
 );
 CREATE INDEX IF NOT EXISTS relation_endpoint_endpoint ON relation_endpoint (model_uuid, endpoint_uuid);
+-- The relations of an application (removal, reaping, relation-ids): without it, a scan of every
+-- endpoint of the model.
+CREATE INDEX IF NOT EXISTS relation_endpoint_application ON relation_endpoint (model_uuid, application_uuid);
 
 CREATE TABLE IF NOT EXISTS relation_status (
     model_uuid      uuid NOT NULL,
@@ -233,6 +236,13 @@ CREATE TABLE IF NOT EXISTS relation_unit (
         REFERENCES unit (model_uuid, application_uuid, uuid)
 );
 CREATE INDEX IF NOT EXISTS relation_unit_unit ON relation_unit (model_uuid, unit_uuid);
+
+-- Reaping (after every leave scope, unit or application removal) looks for what is dying in the
+-- model. Nearly every row is alive, so these partial indexes stay small and spare a scan of every
+-- relation, unit and application of the model (100,000 of each in the scale benchmark).
+CREATE INDEX IF NOT EXISTS relation_dying ON relation (model_uuid) WHERE life_id = 1;
+CREATE INDEX IF NOT EXISTS unit_dying ON unit (model_uuid) WHERE life_id = 1;
+CREATE INDEX IF NOT EXISTS application_dying ON application (model_uuid) WHERE life_id = 1;
 
 CREATE TABLE IF NOT EXISTS relation_unit_setting (
     model_uuid          uuid NOT NULL,

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="extra relationd configurations measured once per concurrency: info-log, no-uvloop",
+        help="relationd variants run beside relationd: info-log, no-uvloop, batch, no-pool-reset",
     )
     p.add_argument("--no-uvloop", action="store_true", help="every contender on asyncio's default loop")
     p.add_argument("--models", type=int, help="models the load is spread over")
@@ -74,14 +74,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# relationd configurations that can run beside relationd as "relationd+<variant>" contenders.
 VARIANTS: dict[str, dict[str, Any]] = {
     "info-log": {"relationd_env": {"RELATIOND_LOG_LEVEL": "info"}},
     "no-uvloop": {"uvloop": False},
+    "batch": {"relationd_env": {"BENCH_BATCH": "32"}},
+    "no-pool-reset": {"relationd_env": {"BENCH_NO_POOL_RESET": "1"}},
 }
+
+
+def contender_options(name: str, opts: Options) -> Options:
+    if "+" not in name:
+        return opts
+    variant = name.split("+", 1)[1]
+    changes = VARIANTS[variant]
+    env = {**opts.relationd_env, **changes.get("relationd_env", {})}
+    return Options(**{**opts.__dict__, **changes, "relationd_env": env})
 
 
 async def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     wanted = [c for c in args.contenders.split(",") if c]
+    wanted += [f"{RELATIOND}+{v}" for v in args.variants if RELATIOND in wanted]
     skipped: dict[str, str] = {}
     if FASTSTREAM in wanted and (why := faststream_missing()):
         skipped[FASTSTREAM] = why
@@ -95,11 +108,22 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     )
     results: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
+    labels = {name: name.replace("+", "-") for name in wanted}
     async with contextlib.AsyncExitStack() as stack:
-        boxes = await stack.enter_async_context(sandboxes(wanted))
+        boxes = await stack.enter_async_context(sandboxes(list(labels.values())))
         t0 = time.monotonic()
         started = await asyncio.gather(
-            *(stack.enter_async_context(start(n, opts, box=boxes[n])) for n in wanted)
+            *(
+                stack.enter_async_context(
+                    start(
+                        n.split("+")[0],
+                        contender_options(n, opts),
+                        label=labels[n],
+                        box=boxes[labels[n]],
+                    )
+                )
+                for n in wanted
+            )
         )
         running: dict[str, Running] = dict(zip(wanted, started, strict=True))
         for name in wanted:
@@ -111,16 +135,9 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                     results.append(await one_run(running[name], name, c, run, args))
         for name in wanted:
             info[name].update(running[name].stats())
-    variants: list[dict[str, Any]] = []
-    for variant in args.variants:
-        if RELATIOND not in wanted:
-            break
-        vopts = Options(**{**opts.__dict__, **VARIANTS[variant]})
-        async with start(RELATIOND, vopts, label=f"relationd-{variant}") as r:
-            for c in args.concurrency:
-                res = await one_run(r, f"relationd ({variant})", c, 0, args)
-                variants.append(res)
-    return {"results": results, "variants": variants, "skipped": skipped, "info": info}
+    main = [r for r in results if "+" not in r["contender"]]
+    variants = [r for r in results if "+" in r["contender"]]
+    return {"results": main, "variants": variants, "skipped": skipped, "info": info}
 
 
 async def one_run(r: Running, name: str, c: int, run: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -134,14 +151,16 @@ async def one_run(r: Running, name: str, c: int, run: int, args: argparse.Namesp
         duration=args.duration,
         run=run,
         server_cpu=r.server.cpu_seconds,
+        database_cpu=r.database_cpu,
     )
     out = res.as_dict()
     out["settle_before_s"] = round(waited, 2)
     out["backlog_after_s"] = round(await r.settle(), 2)
     print(
         f"bench: run {run + 1} c={c:<3} {name:<22} {res.throughput:9.0f} cmd/s  p50 {res.p50_ms:7.2f} ms  "
-        f"p99 {res.p99_ms:7.2f} ms  errors {res.errors}"
-        + (f"  e.g. {res.error_samples[0]}" if res.error_samples else ""),
+        f"p99 {res.p99_ms:7.2f} ms  cpu/cmd server {res.server_cpu_ms_per_cmd or 0:.2f} "
+        f"db {res.database_cpu_ms_per_cmd or 0:.2f} ms  busy {100 * (res.machine_busy or 0):.0f}%  "
+        f"errors {res.errors}" + (f"  e.g. {res.error_samples[0]}" if res.error_samples else ""),
         flush=True,
     )
     return out
@@ -174,13 +193,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(report.ratio_lines(rat))
         if data["variants"]:
             print()
-            for v in data["variants"]:
-                base = summary.get(RELATIOND, {}).get(v["concurrency"], {})
-                print(
-                    f"{v['contender']:<24} c={v['concurrency']:<3} {v['throughput']:9.0f} cmd/s "
-                    f"p50 {v['p50_ms']:7.2f} ms p99 {v['p99_ms']:7.2f} ms"
-                    + (f"  (x{v['throughput'] / base['throughput']:.2f} of relationd)" if base else "")
-                )
+            print(variants_text(data["variants"], summary))
     if not args.skip_scale:
         from bench import scale
 
@@ -205,19 +218,45 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def variants_rows(variants: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, per_c in report.summarize(variants).items():
+        for c, row in sorted(per_c.items()):
+            base = summary.get(RELATIOND, {}).get(c)
+            rows.append(
+                {
+                    "variant": name,
+                    "concurrency": c,
+                    **row,
+                    "vs_throughput": row["throughput"] / base["throughput"] if base else float("nan"),
+                    "vs_p50": row["p50_ms"] / base["p50_ms"] if base else float("nan"),
+                    "vs_p99": row["p99_ms"] / base["p99_ms"] if base else float("nan"),
+                }
+            )
+    return rows
+
+
+def variants_text(variants: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    return "\n".join(
+        f"{r['variant']:<26} c={r['concurrency']:<3} {r['throughput']:9.0f} cmd/s  p50 {r['p50_ms']:7.2f} ms"
+        f"  p99 {r['p99_ms']:7.2f} ms   vs relationd: cmd/s x{r['vs_throughput']:.2f}, "
+        f"p50 x{r['vs_p50']:.2f}, p99 x{r['vs_p99']:.2f}"
+        for r in variants_rows(variants, summary)
+    )
+
+
 def variants_markdown(variants: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     out = [
-        "relationd variants (one run each, separate daemon, same workload):",
+        "relationd variants (separate daemons beside relationd, same workload, runs interleaved):",
         "",
-        "| variant | c | cmd/s | p50 ms | p99 ms | cmd/s vs relationd |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | c | cmd/s | p50 ms | p99 ms | cmd/s vs relationd | p50 vs relationd "
+        "| p99 vs relationd |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for v in variants:
-        base = summary.get(RELATIOND, {}).get(v["concurrency"])
-        ratio = f"x{v['throughput'] / base['throughput']:.2f}" if base else ""
+    for r in variants_rows(variants, summary):
         out.append(
-            f"| {v['contender']} | {v['concurrency']} | {v['throughput']:,.0f} | {v['p50_ms']:.2f} | "
-            f"{v['p99_ms']:.2f} | {ratio} |"
+            f"| {r['variant']} | {r['concurrency']} | {r['throughput']:,.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | x{r['vs_throughput']:.2f} | x{r['vs_p50']:.2f} | x{r['vs_p99']:.2f} |"
         )
     return "\n".join(out)
 

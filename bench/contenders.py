@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from bench import rawsql
-from bench.env import Sandbox, ServerProcess, free_port, python_module, sandbox
+from bench.env import Sandbox, ServerProcess, database_cpu_seconds, free_port, python_module, sandbox
 from bench.load import LoadClient, Script, raw_script
 from bench.workload import RelationdWorkload, model_names, summary
 from daemon.migrate import apply_schema
@@ -75,6 +75,9 @@ class Running:
             await asyncio.sleep(0.1)
         return time.monotonic() - started
 
+    def database_cpu(self) -> float:
+        return database_cpu_seconds(self.sandbox.database_url.rpartition("/")[2])
+
     def stats(self) -> dict[str, Any]:
         out = dict(self.info)
         if self.workload is not None:
@@ -101,15 +104,17 @@ def relationd_env(box: Sandbox, opts: Options, http_port: int) -> dict[str, str]
         "RELATIOND_POOL_SIZE": str(opts.pool_size),
         "RELATIOND_LOG_LEVEL": "warning",
         "RELATIOND_LOG_FORMAT": "json",
+        "BENCH_UVLOOP": "1" if opts.uvloop else "0",
     }
     env.update(opts.relationd_env)
     return env
 
 
-def relationd_argv(uvloop: bool) -> list[str]:
-    if uvloop:
+def relationd_argv(opts: Options) -> list[str]:
+    """``relationd run`` itself, or through bench.daemon_variant when a change is being measured."""
+    if opts.uvloop and not any(k.startswith("BENCH_") for k in opts.relationd_env):
         return python_module("daemon", "run")
-    return python_module("bench.daemon_asyncio", "run")
+    return python_module("bench.daemon_variant", "run")
 
 
 @contextlib.asynccontextmanager
@@ -130,7 +135,7 @@ async def start(
             finally:
                 await conn.close()
             http_port = free_port()
-            argv = relationd_argv(opts.uvloop)
+            argv = relationd_argv(opts)
             env = relationd_env(box, opts, http_port)
         elif name in (RAW, FASTSTREAM):
             conn = await asyncpg.connect(box.database_url)

@@ -117,12 +117,25 @@ class RunResult:
     mean_ms: float
     events: int = 0
     server_cpu_ms_per_cmd: float | None = None
+    database_cpu_ms_per_cmd: float | None = None
     client_cpu_ms_per_cmd: float | None = None
+    machine_busy: float | None = None
     error_samples: list[str] = field(default_factory=list)
     by_type_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0, 1
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) - idle, sum(ticks)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,6 +156,7 @@ async def closed_loop(
     duration: float,
     run: int = 0,
     server_cpu: Callable[[], float] | None = None,
+    database_cpu: Callable[[], float] | None = None,
 ) -> RunResult:
     """Run ``concurrency`` workers, each repeating ``script`` until the window closes."""
     now = time.perf_counter  # uvloop's loop.time() ticks in whole milliseconds
@@ -182,6 +196,8 @@ async def closed_loop(
         await asyncio.sleep(max(0.0, when - now()))
         marks[f"{name}_client"] = time.process_time()
         marks[f"{name}_server"] = server_cpu() if server_cpu else 0.0
+        marks[f"{name}_database"] = database_cpu() if database_cpu else 0.0
+        marks[f"{name}_busy"], marks[f"{name}_total"] = machine_ticks()
         marks[f"{name}_events"] = client.events
 
     samplers = [asyncio.create_task(sample_at(start, "start")), asyncio.create_task(sample_at(end, "end"))]
@@ -212,7 +228,12 @@ async def closed_loop(
         mean_ms=(sum(latencies) / n * 1000) if n else float("nan"),
         events=int(marks["end_events"] - marks["start_events"]),
         server_cpu_ms_per_cmd=(marks["end_server"] - marks["start_server"]) * per_cmd if server_cpu else None,
+        database_cpu_ms_per_cmd=(
+            (marks["end_database"] - marks["start_database"]) * per_cmd if database_cpu else None
+        ),
         client_cpu_ms_per_cmd=(marks["end_client"] - marks["start_client"]) * per_cmd,
+        machine_busy=(marks["end_busy"] - marks["start_busy"])
+        / max(1, marks["end_total"] - marks["start_total"]),
         error_samples=samples,
     )
     for kind, values in by_type.items():

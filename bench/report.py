@@ -25,7 +25,17 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, fl
     out: dict[str, dict[int, dict[str, float]]] = {}
     for (name, c), runs in groups.items():
         row: dict[str, float] = {"runs": len(runs)}
-        for key in ("throughput", "p50_ms", "p99_ms", "mean_ms", "server_cpu_ms_per_cmd", "events"):
+        for key in (
+            "throughput",
+            "p50_ms",
+            "p99_ms",
+            "mean_ms",
+            "server_cpu_ms_per_cmd",
+            "database_cpu_ms_per_cmd",
+            "client_cpu_ms_per_cmd",
+            "machine_busy",
+            "events",
+        ):
             values = [r[key] for r in runs if r.get(key) is not None and not _nan(r[key])]
             row[key] = statistics.median(values) if values else float("nan")
         row["errors"] = sum(r["errors"] for r in runs)
@@ -139,18 +149,25 @@ def markdown(
             else:
                 cells += [f"x{_f(r['throughput'], 2)}", f"x{_f(r['p50_ms'], 2)}", f"x{_f(r['p99_ms'], 2)}"]
         out.append(f"| {LABELS.get(other, other)} | " + " | ".join(cells) + " |")
-    cpu = [
-        (name, c, row["server_cpu_ms_per_cmd"])
-        for name in _order(summary)
-        for c, row in sorted(summary[name].items())
-        if not _nan(row.get("server_cpu_ms_per_cmd", float("nan")))
+    out += [
+        "",
+        "CPU per command (ms, median of the runs): the contender's own process and its PostgreSQL "
+        "backends (the broker's share cannot be told apart per vhost, so it is not counted); "
+        "machine = share of both CPUs busy during the runs, everything on the machine included.",
+        "",
+        "| contender | " + " | ".join(f"c={c} server | c={c} database | c={c} machine" for c in conc) + " |",
+        "|---|" + "---:|" * (3 * len(conc)),
     ]
-    if cpu:
-        out += [
-            "",
-            "Server process CPU per command (ms, median): "
-            + "; ".join(f"{LABELS.get(n, n)} c={c}: {v:.2f}" for n, c, v in cpu),
-        ]
+    for name in _order(summary):
+        cells = []
+        for c in conc:
+            row = summary[name].get(c, {})
+            cells += [
+                _f(row.get("server_cpu_ms_per_cmd", float("nan")), 2),
+                _f(row.get("database_cpu_ms_per_cmd", float("nan")), 2),
+                _f(row.get("machine_busy", float("nan")) * 100, 0) + "%",
+            ]
+        out.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     if scale:
         out += ["", scale_markdown(scale)]
     return "\n".join(out)

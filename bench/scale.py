@@ -254,6 +254,8 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
     }
 
 
+_SMALL_TABLE_ROWS = 5000
+
 # Tables small by nature: a sequential scan of them is what the planner should do.
 _LOOKUP_TABLES = {
     "life",
@@ -342,10 +344,18 @@ async def explain_hot_queries(database_url: str, model_uuid: str, model_name: st
                         if n["Node Type"] == "Seq Scan" and n.get("Relation Name") not in _LOOKUP_TABLES
                     }
                 )
+                sizes = {}
+                for table in seq:
+                    sizes[table] = int(
+                        await conn.fetchval("SELECT reltuples FROM pg_class WHERE relname = $1", table)
+                    )
+                # The planner rightly scans a table of a few pages: flag only real ones.
+                seq = [t for t in seq if sizes[t] >= _SMALL_TABLE_ROWS]
                 key = "custom" if mode == "force_custom_plan" else "generic"
                 entry[key] = {
                     "ms": round(plan["Execution Time"], 3),
                     "seq_scans": seq,
+                    "small_seq_scans": {t: n for t, n in sizes.items() if n < _SMALL_TABLE_ROWS},
                     "indexes": sorted({n["Index Name"] for n in nodes if "Index Name" in n}),
                     "rows_scanned": sum(
                         int(n.get("Actual Rows", 0)) * int(n.get("Actual Loops", 1))
