@@ -13,6 +13,10 @@ Fixtures (function scope, so each test owns its instance):
 * ``private_rabbitmq`` -> :class:`PrivateRabbitMQ` (``.url``, ``.restart()``, ``.stop()``,
   ``.start()``)
 
+``PrivatePostgres(options={...})`` adds ``-c name=value`` server settings (TLS, say) and
+``PrivateRabbitMQ(extra_config="...")`` adds lines to the node's rabbitmq.conf; files they name must
+be readable by the service's user (``postgres`` / ``rabbitmq``).
+
 Start-up costs about 1-2 s for PostgreSQL (initdb + start) and 4-8 s for RabbitMQ on this
 machine; ``started_in`` on each instance holds the measured figure.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -80,7 +85,8 @@ class PrivatePostgres:
 
     user = "postgres"
 
-    def __init__(self) -> None:
+    def __init__(self, options: dict[str, str] | None = None) -> None:
+        self.options = dict(options or {})
         self.port = free_port()
         self.dir = _owned_tmpdir("relationd-pg-", self.user)
         self.data = self.dir / "data"
@@ -122,6 +128,8 @@ class PrivatePostgres:
             f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
         )
+        for name, value in self.options.items():
+            options += " -c " + shlex.quote(f"{name}={value}")
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")  # fmt: skip
 
@@ -172,7 +180,7 @@ class PrivateRabbitMQ:
 
     user = "rabbitmq"
 
-    def __init__(self) -> None:
+    def __init__(self, extra_config: str = "") -> None:
         self.port = free_port()
         self.dist_port = free_port()
         self.dir = _owned_tmpdir("relationd-rmq-", self.user)
@@ -186,7 +194,7 @@ class PrivateRabbitMQ:
             f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
             "loopback_users = none\n"
             "log.console = false\n"
-            "log.file.level = warning\n"
+            "log.file.level = warning\n" + extra_config
         )
         if os.geteuid() == 0:
             pw = pwd.getpwnam(self.user)
