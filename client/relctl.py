@@ -164,7 +164,7 @@ def _show(result: Any, render: Callable[[Console, Any], None]) -> None:
 
 def _say(text: Callable[[Any], str]) -> Callable[[Console, Any], None]:
     def render(out: Console, result: Any) -> None:
-        out.print(text(result), markup=False)
+        out.print(text(result), markup=False, soft_wrap=True)
 
     return render
 
@@ -541,7 +541,7 @@ def relation_get(
     elif _options().json:
         print(json.dumps(bag.get(key)), flush=True)
     else:
-        tables.console().print(bag.get(key, ""), markup=False)
+        tables.console().print(bag.get(key, ""), markup=False, soft_wrap=True)
 
 
 @app.command("relation-set")

@@ -35,7 +35,7 @@ def console(stderr: bool = False) -> Console:
 def _table(*columns: str) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     return table
 
 
@@ -158,12 +158,12 @@ def access(out: Console, rows: list[AccessInfo]) -> None:
 def settings(out: Console, bag: dict[str, str]) -> None:
     """As relation-get prints a bag: ``key: value`` lines, sorted."""
     for key in sorted(bag):
-        out.print(f"{key}: {bag[key]}", markup=False)
+        out.print(f"{key}: {bag[key]}", markup=False, soft_wrap=True)
 
 
 def lines(out: Console, values: Iterable[Any]) -> None:
     for value in values:
-        out.print(str(value), markup=False)
+        out.print(str(value), markup=False, soft_wrap=True)
 
 
 def _summary(key: dict[str, Any]) -> str:
@@ -176,4 +176,5 @@ def event(out: Console, e: ChangeEvent) -> None:
     out.print(
         f"{e.seq:>6}  {e.created_at:%H:%M:%S}  {e.namespace.value:<28} {e.kind:<9} {_summary(e.key)}",
         markup=False,
+        soft_wrap=True,
     )
