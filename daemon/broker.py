@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from contracts import topology
 from daemon import logs, metrics
 from daemon.settings import Settings
-from daemon.transient import backoff, is_transient
+from daemon.transient import backoff, is_tls_failure, is_transient
 
 log = logs.get("relationd.broker")
 
@@ -67,7 +67,13 @@ class Broker:
                 if lost.is_set() and not self._stop.is_set():
                     log.warning("broker session lost; reconnecting")
             except Exception as exc:
-                if not is_transient(exc) and not isinstance(exc, aio_pika.exceptions.AMQPError):
+                if is_tls_failure(exc):
+                    log.error(
+                        "broker TLS failed (check RELATIOND_AMQP_URL, RELATIOND_AMQP_CA_FILE and the "
+                        "broker's certificate); retrying",
+                        error=str(exc) or type(exc).__name__,
+                    )
+                elif not is_transient(exc) and not isinstance(exc, aio_pika.exceptions.AMQPError):
                     log.exception("broker session failed")
                 else:
                     log.warning("broker unreachable", error=str(exc) or type(exc).__name__)

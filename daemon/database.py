@@ -10,7 +10,7 @@ import asyncpg
 
 from daemon import logs, metrics
 from daemon.settings import Settings
-from daemon.transient import backoff, is_transient
+from daemon.transient import backoff, is_tls_failure, is_transient
 from handlers.db import init_connection
 
 log = logs.get("relationd.database")
@@ -63,5 +63,12 @@ async def create_pool(settings: Settings, *, wait: float | None = None) -> Any:
         except Exception as exc:
             if not is_transient(exc) or (deadline is not None and loop.time() > deadline):
                 raise
-            log.warning("database unreachable; waiting", error=str(exc) or type(exc).__name__)
+            if is_tls_failure(exc):
+                log.error(
+                    "database TLS failed (check RELATIOND_DATABASE_SSLMODE, RELATIOND_DATABASE_CA_FILE "
+                    "and the server's certificate); retrying",
+                    error=str(exc) or type(exc).__name__,
+                )
+            else:
+                log.warning("database unreachable; waiting", error=str(exc) or type(exc).__name__)
             await asyncio.sleep(next(delays))

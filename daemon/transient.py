@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Iterator
 
 import aiormq.exceptions
@@ -31,6 +32,19 @@ def is_transient(exc: BaseException) -> bool:
             aiormq.exceptions.ChannelInvalidStateError,
         ),
     )
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """True when a TLS handshake or certificate check caused it (also when wrapped, as aiormq
+    does): worth a log line naming the TLS settings rather than "unreachable"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def backoff(initial: float = 0.05, cap: float = 5.0) -> Iterator[float]:
