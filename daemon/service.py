@@ -62,7 +62,10 @@ class Service:
         log.info(
             "starting",
             database=redacted(s.database_url.get_secret_value()),
+            database_sslmode=s.database_sslmode,
+            database_ca_file=s.database_ca_file,
             broker=redacted(s.amqp_url.get_secret_value()),
+            amqp_ca_file=s.amqp_ca_file,
             prefetch=s.prefetch,
         )
         if s.allow_anonymous:
@@ -70,7 +73,19 @@ class Service:
                 "ANONYMOUS ACCESS IS ON: commands without user_id act as a superuser; "
                 "set RELATIOND_ALLOW_ANONYMOUS=false in production"
             )
-        self.pool = await create_pool(s)
+        # The database may be unreachable for a long time (create_pool waits for ever): a stop
+        # request must still end the daemon at once, as systemd expects of a starting service.
+        pool = asyncio.create_task(create_pool(s))
+        stop = asyncio.create_task(self.stop_requested.wait())
+        await asyncio.wait({pool, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not pool.done():
+            pool.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pool
+            log.info("stop requested before the database was reachable")
+            return
+        self.pool = pool.result()
         async with self.pool.acquire() as conn:
             version = await schema_version(conn)
         if version is None or version < SCHEMA_VERSION:
