@@ -99,7 +99,8 @@ class _LiveQueue:
         connection.close_callbacks.add(self._on_close)
         channel = await connection.channel()
         channel.close_callbacks.add(self._on_close)
-        exchange = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        # Passively: a client user may read the exchange but not configure it (deploy/README.md).
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key=routing_key)
         await queue.consume(self._on_message, no_ack=True)
