@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import topology
@@ -24,6 +25,24 @@ from daemon.transient import backoff, is_tls_failure, is_transient
 log = logs.get("relationd.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """What an operator must fix when the broker is reachable but refuses the session; None for
+    an outage. Either way the session is retried (the configuration may be fixed meanwhile)."""
+    if is_tls_failure(exc):
+        return (
+            "broker TLS failed (check RELATIOND_AMQP_URL, RELATIOND_AMQP_CA_FILE and the broker's "
+            "certificate); retrying"
+        )
+    if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
+        return (
+            "broker refused relationd's declarations: an existing queue or exchange differs (compare "
+            "RELATIOND_QUORUM_QUEUE and RELATIOND_DELIVERY_LIMIT with the broker's definitions); retrying"
+        )
+    if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
+        return "broker refused access (check the permissions of the RELATIOND_AMQP_URL user); retrying"
+    return None
 
 
 class BrokerUnavailable(ConnectionError):
@@ -67,12 +86,9 @@ class Broker:
                 if lost.is_set() and not self._stop.is_set():
                     log.warning("broker session lost; reconnecting")
             except Exception as exc:
-                if is_tls_failure(exc):
-                    log.error(
-                        "broker TLS failed (check RELATIOND_AMQP_URL, RELATIOND_AMQP_CA_FILE and the "
-                        "broker's certificate); retrying",
-                        error=str(exc) or type(exc).__name__,
-                    )
+                refusal = _refusal(exc)
+                if refusal is not None:
+                    log.error(refusal, error=str(exc) or type(exc).__name__)
                 elif not is_transient(exc) and not isinstance(exc, aio_pika.exceptions.AMQPError):
                     log.exception("broker session failed")
                 else:
