@@ -32,6 +32,9 @@ import pytest
 from contracts import topology
 from daemon.settings import Settings
 from tests.conftest import ADMIN_DSN, AMQP_URL
+from tests.service_support import own_database, stop_daemon, wait_readyz
+
+__all__ = ["own_database"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -378,13 +381,18 @@ async def test_topic_permissions_limit_a_watcher_to_one_model(broker: Broker) ->
 
 
 async def test_relationd_and_its_client_work_as_the_least_privilege_users(
-    broker: Broker, database_url: str, tmp_path: Path
+    broker: Broker, own_database: str, tmp_path: Path
 ) -> None:
-    """The real daemon and client library, each as its own user: command, reply, event."""
+    """The real daemon and client library, each as its own user: command, reply, event, and the
+    library's watcher (which may only get the events exchange passively).
+
+    A database of its own: with the session's daemon on the same database, either instance's
+    outbox relay may publish this test's event, to its own vhost."""
+    from client import watch
     from client.rpc import RelationClient
     from tests.harness import DaemonProcess
 
-    daemon = DaemonProcess(broker.url(broker.daemon_user), database_url, tmp_path)
+    daemon = DaemonProcess(broker.url(broker.daemon_user), own_database, tmp_path)
     daemon.start()
     try:
         await daemon.wait_ready()
@@ -407,8 +415,38 @@ async def test_relationd_and_its_client_work_as_the_least_privilege_users(
                 await asyncio.sleep(0.1)
             assert event is not None, f"no event within 10 s; daemon log:\n{daemon.log()}"
             assert json.loads(event.body)["model_uuid"] == created["uuid"]
+        async with watch(broker.url(broker.client_user), created["name"], timeout=10) as events_of_model:
+            first = await asyncio.wait_for(anext(aiter(events_of_model)), 10)
+            assert (first.seq, first.namespace, first.kind) == (1, "model", "created")
+            assert events_of_model.reconnects == 0
     finally:
         code = await asyncio.to_thread(daemon.terminate)
+    assert code == 0, daemon.log()
+
+
+async def test_a_daemon_declaring_other_queue_arguments_than_the_definitions_is_not_ready(
+    broker: Broker, own_database: str, tmp_path: Path
+) -> None:
+    """The check above can fail: the imported command queue has x-delivery-limit 20, so a daemon
+    set to 5 is refused (PRECONDITION_FAILED), stays unready and says what to compare."""
+    from tests.harness import DaemonProcess
+
+    daemon = DaemonProcess(broker.url(broker.daemon_user), own_database, tmp_path, delivery_limit=5)
+    try:
+        daemon.start()
+        readyz = await wait_readyz(daemon, 503, timeout=15)
+        assert readyz["broker_ok"] is False and readyz["database_ok"] is True
+        refused: list[dict[str, Any]] = []
+        for _ in range(50):
+            refused = [line for line in daemon.log_lines() if "PRECONDITION_FAILED" in line.get("error", "")]
+            if refused:
+                break
+            await asyncio.sleep(0.1)
+        assert refused, daemon.log()
+        assert refused[0]["level"] == "error" and "x-delivery-limit" in refused[0]["error"]
+        assert "RELATIOND_DELIVERY_LIMIT" in refused[0]["event"]
+    finally:
+        code = await asyncio.to_thread(stop_daemon, daemon)
     assert code == 0, daemon.log()
 
 
