@@ -6,8 +6,10 @@ The database and the broker that are stopped here are private instances of each 
 * Database stopped: /readyz answers 503 with ``database_ok: false`` (the broker still fine); a
   command sent meanwhile is retried, not refused or dead-lettered, and is applied exactly once
   when the database is back, when /readyz answers 200 again. The daemon is never restarted.
-* Broker stopped: 503 with ``broker_ok: false``; when the node is back the daemon rebuilds its
-  session by itself, /readyz answers 200, commands are answered and events published again.
+* Broker stopped: 503 with ``broker_ok: false``; an event committed meanwhile cannot leave, and
+  once it is older than ``RELATIOND_OUTBOX_MAX_LAG_SECONDS`` ``outbox_ok`` is false too. When the
+  node is back the daemon rebuilds its session by itself, publishes the event, /readyz answers
+  200, and commands are answered and events published again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from client.rpc import RelationClient
+from handlers.db import init_connection
+from tests.domain import Domain
 from tests.harness import DaemonProcess, EventTap
 from tests.private_services import (
     PrivatePostgres,
@@ -133,7 +137,7 @@ async def test_readyz_follows_the_broker_and_the_daemon_rebuilds_its_session(
     private_rabbitmq: PrivateRabbitMQ, own_database: str, tmp_path: Path
 ) -> None:
     node = private_rabbitmq
-    daemon = DaemonProcess(node.url, own_database, tmp_path)
+    daemon = DaemonProcess(node.url, own_database, tmp_path, outbox_max_lag_seconds=1)
     try:
         daemon.start()
         await daemon.wait_ready()
@@ -145,13 +149,37 @@ async def test_readyz_follows_the_broker_and_the_daemon_rebuilds_its_session(
         down = await wait_readyz(daemon, 503, timeout=10)
         went_unready_in = time.monotonic() - began
         assert down["ready"] is False and down["broker_ok"] is False
-        assert down["database_ok"] is True
+        assert down["database_ok"] is True and down["outbox_ok"] is True
+
+        # A command committed as the session dropped (applied here straight to the database):
+        # its event waits in the outbox, and after the lag bound the outbox check fails too.
+        pool = await asyncpg.create_pool(own_database, min_size=1, max_size=1, init=init_connection)
+        try:
+            stranded = await Domain(pool).new_model()
+        finally:
+            await pool.close()
+        deadline = time.monotonic() + 10
+        while (lagging := await wait_readyz(daemon, 503, timeout=1))["outbox_ok"] is not False:
+            assert time.monotonic() < deadline, f"outbox_ok stayed true: {lagging}"
+            await asyncio.sleep(0.2)
+        assert lagging["broker_ok"] is False and lagging["outbox_backlog"] == 1
+        assert lagging["outbox_lag_seconds"] > 1
 
         began = time.monotonic()
         await asyncio.to_thread(node.start)
         up = await wait_readyz(daemon, 200, timeout=20)
         ready_again_in = time.monotonic() - began
         assert up["broker_ok"] is True and up["database_ok"] is True and up["outbox_ok"] is True
+        assert up["outbox_backlog"] == 0
+        conn = await asyncpg.connect(own_database)
+        try:
+            published = await conn.fetchval(
+                "SELECT bool_and(published_at IS NOT NULL) FROM change_event WHERE key->>'model' = $1",
+                stranded,
+            )
+        finally:
+            await conn.close()
+        assert published is True
 
         async with await RelationClient.connect(node.url, timeout=15) as client:
             tap = await EventTap.open(client.connection)
