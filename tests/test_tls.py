@@ -77,11 +77,12 @@ async def _database_connections(pg: PrivatePostgres) -> list[asyncpg.Record]:
     """Every client backend of the relationd database, seen from an unencrypted admin session."""
     admin = await asyncpg.connect(pg.admin_url, ssl=False)
     try:
-        return await admin.fetch(
+        rows: list[asyncpg.Record] = await admin.fetch(
             "SELECT a.pid, a.datname, s.ssl, s.version FROM pg_stat_activity a "
             "JOIN pg_stat_ssl s USING (pid) "
             "WHERE a.backend_type = 'client backend' AND (a.datname = 'relationd' OR a.pid = pg_backend_pid())"
         )
+        return rows
     finally:
         await admin.close()
 
