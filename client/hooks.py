@@ -22,7 +22,7 @@ only its own subordinate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,3 +226,25 @@ class UnitHooks:
             rel.broken = True
             return [(BROKEN, rel, None, rel.remote_app)]
         return []
+
+
+async def follow_hooks(
+    url: str,
+    model: str,
+    unit: str,
+    *,
+    after: tuple[int, int] | None = None,
+    timeout: float = 30.0,
+) -> AsyncIterator[Hook]:
+    """The unit's hooks, live, for ever: the model's log is replayed from the start to rebuild the
+    unit's view, hooks up to ``after`` (a :attr:`Hook.position`) are skipped, the rest yielded as
+    their events arrive. Resuming with the last position handled neither repeats nor skips a hook.
+    """
+    from client.watch import Watch  # the watcher needs the broker client; the state machine not
+
+    machine = UnitHooks(unit)
+    async with Watch(url, model, after=0, timeout=timeout) as events:
+        async for event in events:
+            for hook in machine.apply(event.model_dump(mode="json")):
+                if after is None or hook.position > after:
+                    yield hook

@@ -1,0 +1,76 @@
+"""Relation hooks followed live through the real daemon, stopped and resumed midway."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from client.hooks import Hook, follow_hooks
+from client.rpc import RelationClient
+from tests.domain import charm
+from tests.test_hooks import EXPECTED, realistic_life
+
+
+class BrokerDomain:
+    """The Domain helpers of tests/domain.py, sent through the broker instead of the applier."""
+
+    def __init__(self, client: RelationClient, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    async def run(self, body: dict[str, Any]) -> Any:
+        return await self.client.call({**body, "model": self.model})
+
+    async def deploy(self, app: str, units: int = 0) -> Any:
+        return await self.run({"type": "deploy", "application": app, "charm": charm(app), "units": units})
+
+    async def integrate(self, a: str, b: str) -> Any:
+        return await self.run({"type": "integrate", "endpoints": [a, b]})
+
+
+def _short(hooks: list[Hook]) -> list[tuple[str, int, str]]:
+    return [(h.hook, h.relation_id, h.remote_unit or h.remote_app) for h in hooks]
+
+
+async def _take(url: str, model: str, unit: str, n: int, after: tuple[int, int] | None = None) -> list[Hook]:
+    out: list[Hook] = []
+    stream = follow_hooks(url, model, unit, after=after, timeout=15)
+    try:
+        async for hook in stream:
+            out.append(hook)
+            if len(out) == n:
+                break
+    finally:
+        await stream.aclose()
+    return out
+
+
+async def test_hooks_follow_live_and_resume_midway_without_repeats_or_gaps(
+    client: RelationClient, amqp_url: str
+) -> None:
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    expected = EXPECTED["wordpress/0"]
+    half = len(expected) // 2
+    # The follower starts before anything happens and sees the first half live.
+    first = asyncio.create_task(_take(amqp_url, model, "wordpress/0", half))
+    await asyncio.sleep(0.5)
+    await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
+    seen = await asyncio.wait_for(first, 30)
+    # A new consumer resumes from the last hook handled.
+    rest = await asyncio.wait_for(
+        _take(amqp_url, model, "wordpress/0", len(expected) - half, after=seen[-1].position), 30
+    )
+    assert _short(seen + rest) == expected
+    positions = [h.position for h in seen + rest]
+    assert positions == sorted(set(positions))
+
+
+async def test_each_unit_follows_its_own_hooks(client: RelationClient, amqp_url: str) -> None:
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
+    for unit in ("mysql/1", "telegraf/0"):
+        hooks = await asyncio.wait_for(_take(amqp_url, model, unit, len(EXPECTED[unit])), 30)
+        assert _short(hooks) == EXPECTED[unit], unit
