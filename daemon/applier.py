@@ -43,6 +43,25 @@ FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::j
      AS t(s, n, k, r, kj, pj)
 """
 _NOTIFY = "SELECT pg_notify($1, '')"
+# The end of a command whose changes are all in one model, in one round trip instead of four:
+# number its events, insert them, store the reply and wake the outbox relay. (The sequence falls
+# back to the log's last seq when the model was removed in this transaction, as above.)
+_FINISH = """
+WITH seq AS (
+    UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2 AS first
+), base AS (
+    SELECT COALESCE((SELECT first FROM seq),
+                    (SELECT COALESCE(max(seq), 0) FROM change_event WHERE model_uuid = $1)) AS first
+), events AS (
+    INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
+    SELECT $1, base.first + t.o, t.n, t.k, t.r, t.kj, t.pj, $8
+    FROM base, unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+               WITH ORDINALITY AS t(n, k, r, kj, pj, o)
+), stored AS (
+    UPDATE processed_command SET reply = $9 WHERE command_id = $8
+)
+SELECT pg_notify($10, '')
+"""
 
 
 class Disposition(StrEnum):
@@ -117,13 +136,12 @@ async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor 
             try:
                 async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
                     outcome = await _run(conn, cmd, actor)
-                    await write_events(conn, outcome.changes, command_id)
+                    reply = ok_reply(command_id, cmd.type, outcome.result)
+                    await finish(conn, outcome.changes, command_id, reply)
             except RelationdError as err:
                 reply = error_reply(command_id, cmd.type, err)
                 await conn.execute(_STORE_REPLY, command_id, reply)
                 return Applied(reply, Disposition.refused)
-            reply = ok_reply(command_id, cmd.type, outcome.result)
-            await conn.execute(_STORE_REPLY, command_id, reply)
             return Applied(reply, Disposition.applied, len(outcome.changes))
     except _Denied as denied:
         return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
@@ -138,6 +156,29 @@ async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> App
         )
         return Applied(error_reply(command_id, cmd_type, err), Disposition.refused)
     return Applied(dict(row["reply"]), Disposition.duplicate)
+
+
+async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[str, Any]) -> None:
+    """Write the command's change events and its reply (one round trip when one model changed)."""
+    models = {c.model_uuid for c in changes}
+    if len(models) != 1:
+        await write_events(conn, changes, command_id)
+        await conn.execute(_STORE_REPLY, command_id, reply)
+        return
+    model_uuid = models.pop()
+    await conn.execute(
+        _FINISH,
+        model_uuid,
+        len(changes),
+        [c.namespace.value for c in changes],
+        [c.kind for c in changes],
+        [routing_key(model_uuid, c.namespace, c.relation_id) for c in changes],
+        [to_jsonable_python(c.key) for c in changes],
+        [to_jsonable_python(c.payload) for c in changes],
+        command_id,
+        reply,
+        OUTBOX_CHANNEL,
+    )
 
 
 async def write_events(conn: Any, changes: list[Change], command_id: str | None) -> None:
