@@ -219,8 +219,8 @@ class Driver:
                     aio_pika.Message(raw, **props), routing_key=topology.COMMAND_QUEUE, timeout=10
                 )
                 return
-            except Exception:
-                await asyncio.sleep(0.2)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, TimeoutError, AssertionError):
+                await asyncio.sleep(0.2)  # the session is going or gone: publish on the next one
 
     async def send_raw(
         self, raw: bytes, properties: dict[str, Any], *, reply: bool = True, timeout: float = 30
