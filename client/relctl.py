@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -686,7 +687,20 @@ def hoist_globals(args: Sequence[str]) -> list[str]:
     return [*front, command, *back]
 
 
+def _quiet_libraries() -> None:
+    """Only relctl's own messages on stderr: the broker library's logging stays silent, and the
+    watcher's reconnect warnings are shown as relctl lines."""
+    logging.getLogger().addHandler(logging.NullHandler())
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("relctl: %(message)s"))
+    client_log = logging.getLogger("relationd.client")
+    client_log.addHandler(handler)
+    client_log.setLevel(logging.WARNING)
+    client_log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
