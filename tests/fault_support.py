@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import aiormq
 import asyncpg
 import pytest
 
@@ -219,6 +220,8 @@ class Driver:
                     aio_pika.Message(raw, **props), routing_key=topology.COMMAND_QUEUE, timeout=10
                 )
                 return
+            except aiormq.exceptions.ChannelPreconditionFailed:
+                raise  # the broker refuses this very message (e.g. a CC header that is not a list)
             except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, TimeoutError, AssertionError):
                 await asyncio.sleep(0.2)  # the session is going or gone: publish on the next one
 

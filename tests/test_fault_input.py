@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiormq
 import pytest
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 from hypothesis import strategies as st
@@ -249,6 +250,7 @@ def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
         used_ids: list[tuple[str, bytes]] = []
         expected_settings: dict[str, str] = {}
         rss: dict[str, int] = {}
+        not_sendable: Counter[str] = Counter()
         pid = daemon.proc.pid if daemon.proc else 0
 
         def valid_round(n: int, key: str, value: str) -> None:
@@ -313,9 +315,18 @@ def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
             sent.append(record)
             try:
                 reply = lt.run(driver.send_raw(message["raw"], props, reply=message["reply"], timeout=60))
-            except (TypeError, ValueError, OverflowError, struct.error):
+            except (
+                TypeError,
+                ValueError,
+                OverflowError,
+                struct.error,
+                aiormq.exceptions.ChannelPreconditionFailed,
+            ):
+                # The client library cannot encode it, or the broker refuses it (a CC header that
+                # is not a list of strings): the daemon never sees such a message.
                 sent.pop()
-                reject()  # the client library cannot encode these properties: not a message
+                not_sendable[message["category"]] += 1
+                reject()
             record["reply"] = reply
             if reply is not None:
                 code = reply.get("error", {}).get("code") if not reply["ok"] else None
@@ -375,6 +386,7 @@ def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
                 "malformed_tried": len(sent),
                 "with_reply": sum(1 for r in sent if r["asked"]),
                 "without_reply": sum(1 for r in sent if not r["asked"]),
+                "refused_by_client_or_broker": sum(not_sendable.values()),
                 "dead_lettered": len(letters),
                 "not_dead_lettered": len(not_lettered),
                 "valid_interleaved": valid_sent,
