@@ -18,7 +18,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from contracts import commands as c
-from contracts.errors import InvalidCommand
+from contracts.errors import InvalidCommand, RelationdError
 from contracts.events import ChangeEvent
 from contracts.replies import (
     AccessInfo,
@@ -41,8 +41,12 @@ from contracts.results import RESULT_ADAPTERS
 RelationRef = int | str
 
 
-class InvalidArgument(InvalidCommand):
-    """A command refused by the client itself, before sending: the same code, InvalidCommand."""
+# A command refused by the client itself, before sending: a kind of InvalidCommand (same code).
+InvalidArgument: type[RelationdError] = type(
+    "InvalidArgument",
+    (InvalidCommand,),
+    {"__doc__": "A command refused by the client before sending it (code InvalidCommand)."},
+)
 
 
 def build_command(body: dict[str, Any]) -> c.AnyCommand:

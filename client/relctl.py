@@ -669,7 +669,8 @@ def hoist_globals(args: Sequence[str]) -> list[str]:
         i += step
     if i >= len(args):
         return list(args)
-    command, rest, back = args[i], args[i + 1 :], []
+    command, rest = args[i], args[i + 1 :]
+    back: list[str] = []
     j = 0
     while j < len(rest):
         token = rest[j]
@@ -700,7 +701,9 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _quiet_libraries()
+    """The console script (``argv`` None: the process's arguments), or one call in-process."""
+    if argv is None:
+        _quiet_libraries()  # the process's own logging; an in-process caller keeps its own
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:

@@ -11,7 +11,9 @@ How it stays exact:
    outbox republishing after a crash). A live event is trusted only when it is the very next
    ``seq``; anything else may hide a gap (and with a namespace or relation filter the matching
    sequence numbers are never contiguous), so the log is asked for what follows the last event
-   yielded, with the same filters, before going on.
+   yielded, with the same filters, before going on. When nothing arrives live for ``idle``
+   seconds the log is asked too, so a stalled or misrouted relay delays events but never
+   hides them.
 4. When the broker connection is lost (broker restart), reconnect with backoff, bind again and
    resume with a replay from the last ``seq`` yielded. While the daemon is down the broker holds
    the replay query until it is back.
@@ -57,8 +59,9 @@ async def follow(
     """Merge the log and the live stream into one ordered stream of events with ``seq > after``.
 
     ``read_log(seq)`` returns at most ``page`` logged events after ``seq`` (matching the filters);
-    ``next_batch()`` waits for live events and returns every one buffered. The live stream must
-    have been subscribed before the first ``read_log`` call.
+    ``next_batch()`` waits for live events and returns every one buffered, or an empty list when
+    none came for a while (then the log is checked). The live stream must have been subscribed
+    before the first ``read_log`` call.
     """
     last = after
     while True:
@@ -72,7 +75,10 @@ async def follow(
                 break
         caught_up = True
         while caught_up:  # follow live while each event is the next one
-            for event in sorted(await next_batch(), key=lambda e: e.seq):
+            batch = await next_batch()
+            if not batch:
+                break  # quiet for a while: make sure of it in the log
+            for event in sorted(batch, key=lambda e: e.seq):
                 if event.seq <= last:
                     continue  # already yielded
                 if event.seq != last + 1:
@@ -92,7 +98,8 @@ def _backoff(first: float, most: float) -> Iterator[float]:
 class _LiveQueue:
     """A server-named exclusive queue bound to the events exchange, buffering what arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle: float | None) -> None:
+        self.idle = idle
         self.buffer: asyncio.Queue[ChangeEvent | BaseException] = asyncio.Queue()
 
     async def bind(self, connection: aio_pika.abc.AbstractConnection, routing_key: str) -> None:
@@ -115,7 +122,10 @@ class _LiveQueue:
         self.buffer.put_nowait(ConnectionError(f"the broker connection closed: {exc}"))
 
     async def next_batch(self) -> list[ChangeEvent]:
-        items = [await self.buffer.get()]
+        try:
+            items = [await asyncio.wait_for(self.buffer.get(), self.idle)]
+        except TimeoutError:
+            return []
         while not self.buffer.empty():
             items.append(self.buffer.get_nowait())
         for item in items:
@@ -128,6 +138,7 @@ class Watch:
     """An async iterator over one model's change events, from ``seq > after`` on, forever.
 
     ``namespace`` (a ``contracts.events.Namespace`` value) and ``relation_id`` narrow it.
+    ``idle``: seconds without a live event after which the log is checked (None: never).
     ``last_seq`` is the sequence number of the last event yielded: keep it to resume later.
     ``reconnects`` counts the broker connections lost and re-established.
 
@@ -146,6 +157,7 @@ class Watch:
         timeout: float = 30.0,
         page: int = 1000,
         max_backoff: float = 5.0,
+        idle: float | None = 15.0,
     ) -> None:
         self.url = url
         self.model = model
@@ -155,6 +167,7 @@ class Watch:
         self.timeout = timeout
         self.page = page
         self.max_backoff = max_backoff
+        self.idle = idle
         self.reconnects = 0
         self._model_uuid: str | None = None
         self._client: RelationClient | None = None
@@ -184,7 +197,7 @@ class Watch:
         while True:
             try:
                 client = await self._connect()
-                live = _LiveQueue()
+                live = _LiveQueue(self.idle)
                 model_uuid = await self._resolve(client)
                 await live.bind(client.connection, binding_key(model_uuid, self.namespace, self.relation_id))
                 async for event in follow(self._reader(client), live.next_batch, self.last_seq, self.page):

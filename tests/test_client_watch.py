@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from client import RelationClient, watch
 from client.watch import Watch, follow
 from contracts.errors import ModelNotFound
 from contracts.events import ChangeEvent, Namespace
-from tests.conftest import AMQP_URL
+from daemon.migrate import apply_schema
+from tests.conftest import ADMIN_DSN, AMQP_URL
 from tests.domain import charm
 from tests.harness import DaemonProcess, create_vhost, delete_vhost, rabbitmqctl, vhost_url
 
@@ -95,6 +97,28 @@ async def test_follow_with_a_filter_asks_the_log_when_seq_jumps() -> None:
     assert source.reads == [0, 2, 5]  # the replay, then one read per jump in seq
 
 
+async def test_follow_checks_the_log_when_live_is_quiet() -> None:
+    # Events 4 and 5 are committed but never delivered live (a stalled relay); an idle tick finds them.
+    source = Scripted([_event(s) for s in range(1, 6)], committed=3, live=[[1, 2, 3]], page=10)
+    ticks = 0
+
+    async def next_batch() -> list[ChangeEvent]:
+        nonlocal ticks
+        if source.live:
+            return await source.next_batch()
+        ticks += 1
+        if ticks > 2:
+            raise EOFError
+        source.committed = 5
+        return []  # nothing live for a while
+
+    seqs: list[int] = []
+    with contextlib.suppress(EOFError):
+        async for event in follow(source.read_log, next_batch, 0, 10):
+            seqs.append(event.seq)
+    assert seqs == [1, 2, 3, 4, 5]
+
+
 # ---- against the daemon ----------------------------------------------------------------------
 
 
@@ -104,6 +128,30 @@ async def private_amqp() -> AsyncIterator[str]:
     create_vhost(vhost)
     yield vhost_url(AMQP_URL, vhost)
     delete_vhost(vhost)
+
+
+@pytest.fixture
+async def private_database() -> AsyncIterator[str]:
+    """A database of this test's own. Daemons sharing a database share its outbox: the session's
+    daemon (in another vhost) would relay this test's events to its own broker vhost."""
+    name = f"relationd_watch_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = ADMIN_DSN.rpartition("/")[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_schema(conn)
+    finally:
+        await conn.close()
+    yield url
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 class Collector:
@@ -120,11 +168,15 @@ class Collector:
                 self.events.append(event)
 
     async def until(self, seq: int, timeout: float = 30) -> list[ChangeEvent]:
-        async with asyncio.timeout(timeout):
-            while not self.events or self.events[-1].seq < seq:
-                if self.task.done():
-                    self.task.result()
-                await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.events or self.events[-1].seq < seq:
+                    if self.task.done():
+                        self.task.result()
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            have = [e.seq for e in self.events]
+            raise AssertionError(f"no seq {seq} in {timeout}s; have {have}") from None
         return self.events
 
     async def stop(self) -> None:
@@ -158,9 +210,9 @@ def _close_vhost_connections(url: str) -> None:
 
 
 async def test_watch_replays_and_follows_across_daemon_restart_and_broker_disconnect(
-    private_amqp: str, database_url: str, tmp_path: Path
+    private_amqp: str, private_database: str, tmp_path: Path
 ) -> None:
-    daemon = DaemonProcess(private_amqp, database_url, tmp_path)
+    daemon = DaemonProcess(private_amqp, private_database, tmp_path)
     daemon.start()
     await daemon.wait_ready()
     client = await RelationClient.connect(private_amqp, timeout=15)
