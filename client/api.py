@@ -7,7 +7,8 @@ raised as the typed exception of its code (``contracts.errors``); no reply in ti
 ``DaemonUnreachable``.
 
 Every method takes ``command_id`` and ``timeout``. Sending a command again with the same
-``command_id`` is safe: the daemon applies it once and answers every copy with the same reply.
+``command_id`` is safe: the daemon applies it once and answers every copy with the same reply
+(reads change nothing, so their id only names the call in the daemon's log).
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ class RelationCommands:
         """Create a model; the caller becomes its admin. Raises ModelAlreadyExists."""
         return cast(ModelInfo, await self._run({"type": "create_model", "name": name}, command_id, timeout))
 
-    async def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+    async def list_models(
+        self, *, command_id: str | None = None, timeout: float | None = None
+    ) -> list[ModelInfo]:
         """The models the caller may see, by name."""
-        return cast(list[ModelInfo], await self._run({"type": "list_models"}, None, timeout))
+        return cast(list[ModelInfo], await self._run({"type": "list_models"}, command_id, timeout))
 
     async def remove_model(
         self, model: str, *, command_id: str | None = None, timeout: float | None = None
@@ -120,10 +123,12 @@ class RelationCommands:
         return cast(AccessInfo, await self._run(body, command_id, timeout))
 
     async def list_access(
-        self, model: str | None = None, *, timeout: float | None = None
+        self, model: str | None = None, *, command_id: str | None = None, timeout: float | None = None
     ) -> list[AccessInfo]:
         """Who has what on ``model``, or on every model the caller administers."""
-        return cast(list[AccessInfo], await self._run({"type": "list_access", "model": model}, None, timeout))
+        return cast(
+            list[AccessInfo], await self._run({"type": "list_access", "model": model}, command_id, timeout)
+        )
 
     # ---- applications and units -----------------------------------------------------------
 
@@ -330,41 +335,55 @@ class RelationCommands:
 
     # ---- reads ---------------------------------------------------------------------------
 
-    async def list_applications(self, model: str, *, timeout: float | None = None) -> list[ApplicationInfo]:
+    async def list_applications(
+        self, model: str, *, command_id: str | None = None, timeout: float | None = None
+    ) -> list[ApplicationInfo]:
         """Applications with their units, leader and life. Raises ModelNotFound."""
         return cast(
             list[ApplicationInfo],
-            await self._run({"type": "list_applications", "model": model}, None, timeout),
+            await self._run({"type": "list_applications", "model": model}, command_id, timeout),
         )
 
     async def get_relation(
-        self, model: str, relation: RelationRef, *, timeout: float | None = None
+        self,
+        model: str,
+        relation: RelationRef,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
     ) -> RelationInfo:
         """One relation with its endpoints and units in scope. Raises RelationNotFound."""
         body = {"type": "get_relation", "model": model, "relation": relation}
-        return cast(RelationInfo, await self._run(body, None, timeout))
+        return cast(RelationInfo, await self._run(body, command_id, timeout))
 
     async def list_relations(
-        self, model: str, application: str | None = None, *, timeout: float | None = None
+        self,
+        model: str,
+        application: str | None = None,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
     ) -> list[RelationInfo]:
         """Every relation of the model, or of one application. Raises ApplicationNotFound."""
         body = {"type": "list_relations", "model": model, "application": application}
-        return cast(list[RelationInfo], await self._run(body, None, timeout))
+        return cast(list[RelationInfo], await self._run(body, command_id, timeout))
 
     async def application_endpoints(
-        self, model: str, application: str, *, timeout: float | None = None
+        self, model: str, application: str, *, command_id: str | None = None, timeout: float | None = None
     ) -> list[EndpointInfo]:
         """An application's endpoints. Raises ApplicationNotFound."""
         body = {"type": "application_endpoints", "model": model, "application": application}
-        return cast(list[EndpointInfo], await self._run(body, None, timeout))
+        return cast(list[EndpointInfo], await self._run(body, command_id, timeout))
 
-    async def relation_ids(self, model: str, endpoint: str, *, timeout: float | None = None) -> list[int]:
+    async def relation_ids(
+        self, model: str, endpoint: str, *, command_id: str | None = None, timeout: float | None = None
+    ) -> list[int]:
         """Ids of the relations on ``app:endpoint`` (or on any endpoint of ``app``).
 
         Raises ApplicationNotFound, RelationEndpointNotFound.
         """
         body = {"type": "relation_ids", "model": model, "endpoint": endpoint}
-        return cast(list[int], await self._run(body, None, timeout))
+        return cast(list[int], await self._run(body, command_id, timeout))
 
     async def relation_units(
         self,
@@ -372,6 +391,7 @@ class RelationCommands:
         relation: RelationRef,
         application: str | None = None,
         *,
+        command_id: str | None = None,
         timeout: float | None = None,
     ) -> list[str]:
         """Units in the relation's scope, optionally of one application.
@@ -379,7 +399,7 @@ class RelationCommands:
         Raises RelationNotFound, ApplicationNotFoundForRelation.
         """
         body = {"type": "relation_units", "model": model, "relation": relation, "application": application}
-        return cast(list[str], await self._run(body, None, timeout))
+        return cast(list[str], await self._run(body, command_id, timeout))
 
     async def get_unit_settings(
         self,
@@ -388,6 +408,7 @@ class RelationCommands:
         unit: str,
         as_unit: str | None = None,
         *,
+        command_id: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, str]:
         """A unit's settings; with ``as_unit`` the read is checked as that unit's.
@@ -401,7 +422,7 @@ class RelationCommands:
             "unit": unit,
             "as_unit": as_unit,
         }
-        return cast(dict[str, str], await self._run(body, None, timeout))
+        return cast(dict[str, str], await self._run(body, command_id, timeout))
 
     async def get_application_settings(
         self,
@@ -410,6 +431,7 @@ class RelationCommands:
         application: str,
         as_unit: str | None = None,
         *,
+        command_id: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, str]:
         """An application's settings; with ``as_unit`` the read is checked as that unit's.
@@ -424,10 +446,16 @@ class RelationCommands:
             "application": application,
             "as_unit": as_unit,
         }
-        return cast(dict[str, str], await self._run(body, None, timeout))
+        return cast(dict[str, str], await self._run(body, command_id, timeout))
 
     async def relation_endpoint_uuid(
-        self, model: str, relation: RelationRef, application: str, *, timeout: float | None = None
+        self,
+        model: str,
+        relation: RelationRef,
+        application: str,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
     ) -> str:
         """The relation endpoint UUID of ``application`` in a relation.
 
@@ -439,15 +467,15 @@ class RelationCommands:
             "relation": relation,
             "application": application,
         }
-        return cast(str, await self._run(body, None, timeout))
+        return cast(str, await self._run(body, command_id, timeout))
 
     async def unit_relations(
-        self, model: str, unit: str, *, timeout: float | None = None
+        self, model: str, unit: str, *, command_id: str | None = None, timeout: float | None = None
     ) -> list[UnitRelationInfo]:
         """The relations of ``unit``'s application, with scope and suspension. Raises UnitNotFound."""
         return cast(
             list[UnitRelationInfo],
-            await self._run({"type": "unit_relations", "model": model, "unit": unit}, None, timeout),
+            await self._run({"type": "unit_relations", "model": model, "unit": unit}, command_id, timeout),
         )
 
     async def events_after(
@@ -458,6 +486,7 @@ class RelationCommands:
         limit: int = 1000,
         namespace: str | None = None,
         relation_id: int | None = None,
+        command_id: str | None = None,
         timeout: float | None = None,
     ) -> list[ChangeEvent]:
         """At most ``limit`` change events with ``seq > after``, in order (replay).
@@ -472,4 +501,4 @@ class RelationCommands:
             "namespace": namespace,
             "relation_id": relation_id,
         }
-        return cast(list[ChangeEvent], await self._run(body, None, timeout))
+        return cast(list[ChangeEvent], await self._run(body, command_id, timeout))
