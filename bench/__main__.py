@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import sys
 import time
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="relationd variants run beside relationd: info-log, no-uvloop, batch, no-pool-reset",
+        help="relationd variants run beside relationd: info-log, no-uvloop",
     )
     p.add_argument("--no-uvloop", action="store_true", help="every contender on asyncio's default loop")
     p.add_argument("--models", type=int, help="models the load is spread over")
@@ -54,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="where to write results (default bench/results)")
     p.add_argument("--no-report", action="store_true", help="do not rewrite bench/README.md and the plot")
     p.add_argument("--json", action="store_true", help="print the results as JSON at the end")
+    p.add_argument(
+        "--report-from",
+        type=Path,
+        help="rewrite bench/README.md and the plot from a results JSON, run nothing",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
@@ -61,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.5 if quick else 1.5)
     args.concurrency = [int(c) for c in (args.concurrency or "1,8,64").split(",") if c]
     args.models = args.models or (8 if quick else 64)
-    args.apps = args.apps or (8 if quick else 24)
+    args.apps = args.apps or (8 if quick else 12)
     if args.variants is None:
         args.variants = "" if quick else "info-log,no-uvloop"
     args.variants = [v for v in args.variants.split(",") if v]
@@ -78,8 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 VARIANTS: dict[str, dict[str, Any]] = {
     "info-log": {"relationd_env": {"RELATIOND_LOG_LEVEL": "info"}},
     "no-uvloop": {"uvloop": False},
-    "batch": {"relationd_env": {"BENCH_BATCH": "32"}},
-    "no-pool-reset": {"relationd_env": {"BENCH_NO_POOL_RESET": "1"}},
+    "old-relay": {"relationd_env": {"BENCH_OLD_RELAY": "1"}},
 }
 
 
@@ -166,7 +171,50 @@ async def one_run(r: Running, name: str, c: int, run: int, args: argparse.Namesp
     return out
 
 
+def write_report(data: dict[str, Any], out: Path, *, quick: bool, readme: bool) -> None:
+    summary = report.summarize(data["results"])
+    if importlib.util.find_spec("matplotlib") is None:
+        print("bench: plot skipped: matplotlib is not installed (pip install -e '.[bench]')")
+    else:
+        report.plot(summary, out / ("quick.png" if quick else "throughput_p99.png"))
+    if readme:
+        md = report.markdown(
+            summary, report.ratios(summary), data["skipped"], data["meta"], data.get("scale")
+        )
+        if data.get("variants"):
+            md += "\n\n" + variants_markdown(data["variants"], summary)
+        if data.get("scale", {}).get("plans"):
+            md += "\n\n" + plans_markdown(data["scale"])
+        report.update_readme(README, md)
+
+
+def plans_markdown(scale: dict[str, Any]) -> str:
+    out = [
+        "Query plans in the 100k model (EXPLAIN ANALYZE; custom and generic plan):",
+        "",
+        "| query | custom ms | generic ms | indexes | sequential scans |",
+        "|---|---:|---:|---|---|",
+    ]
+    for p in scale["plans"]:
+        seq = sorted(set(p["custom"]["seq_scans"]) | set(p["generic"]["seq_scans"]))
+        small = sorted(
+            set(p["custom"].get("small_seq_scans", {})) | set(p["generic"].get("small_seq_scans", {}))
+        )
+        note = ", ".join(seq) if seq else "none"
+        if small:
+            note += f" (small tables: {', '.join(small)})"
+        out.append(
+            f"| {p['query']} | {p['custom']['ms']:.3f} | {p['generic']['ms']:.3f} | "
+            f"{', '.join(sorted(set(p['custom']['indexes']) | set(p['generic']['indexes'])))} | {note} |"
+        )
+    return "\n".join(out)
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    if args.report_from:
+        data = json.loads(args.report_from.read_text())
+        write_report(data, args.report_from.parent, quick=bool(data["meta"].get("quick")), readme=True)
+        return 0
     started = time.monotonic()
     log_dir = args.out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -205,13 +253,7 @@ async def main_async(args: argparse.Namespace) -> int:
     stamp = "quick" if args.quick else "latest"
     (args.out / f"{stamp}.json").write_text(json.dumps(data, indent=2, default=str))
     if "summary" in data:
-        summary = report.summarize(data["results"])
-        report.plot(summary, args.out / ("quick.png" if args.quick else "throughput_p99.png"))
-        if args.report:
-            md = report.markdown(summary, report.ratios(summary), data["skipped"], meta, data.get("scale"))
-            if data["variants"]:
-                md += "\n\n" + variants_markdown(data["variants"], summary)
-            report.update_readme(README, md)
+        write_report(data, args.out, quick=args.quick, readme=args.report)
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     print(f"\nbench: done in {meta['seconds']} s; results in {args.out}")

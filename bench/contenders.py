@@ -75,7 +75,7 @@ class Running:
             await asyncio.sleep(0.1)
         return time.monotonic() - started
 
-    def database_cpu(self) -> float:
+    def database_cpu(self) -> dict[int, float]:
         return database_cpu_seconds(self.sandbox.database_url.rpartition("/")[2])
 
     def stats(self) -> dict[str, Any]:

@@ -4,8 +4,8 @@ The bench runs the daemon through this module to compare a change with the daemo
 before the change is wired into the daemon itself:
 
   BENCH_UVLOOP=0          asyncio's default loop (the CLI switches to uvloop when installed)
-  BENCH_BATCH=N           apply up to N waiting commands per transaction (daemon.batching)
-  BENCH_NO_POOL_RESET=1   skip asyncpg's reset query when a connection goes back to the pool
+  BENCH_OLD_RELAY=1       the outbox relay as it was before it stopped after a short batch and
+                          measured its backlog at most once a second
 """
 
 from __future__ import annotations
@@ -18,30 +18,51 @@ from daemon import cli
 def main() -> None:
     if os.environ.get("BENCH_UVLOOP", "1") == "0":
         cli._loop_policy = lambda: None
-    batch = int(os.environ.get("BENCH_BATCH", "0"))
-    if batch > 1:
-        from daemon import batching, service
-
-        def consumer(settings, pool, broker):  # type: ignore[no-untyped-def]
-            return batching.BatchingConsumer(settings, pool, broker, max_batch=batch)
-
-        service.CommandConsumer = consumer  # type: ignore[misc,assignment]
-    if os.environ.get("BENCH_NO_POOL_RESET") == "1":
-        import asyncpg
-
-        from daemon import database
-
-        real = asyncpg.create_pool
-
-        async def no_reset(conn):  # type: ignore[no-untyped-def]
-            return None
-
-        def create_pool(*args, **kwargs):  # type: ignore[no-untyped-def]
-            kwargs.setdefault("reset", no_reset)
-            return real(*args, **kwargs)
-
-        database.asyncpg.create_pool = create_pool  # type: ignore[attr-defined]
+    if os.environ.get("BENCH_OLD_RELAY") == "1":
+        _old_relay()
     cli.main()
+
+
+def _old_relay() -> None:
+    import asyncio
+
+    from contracts import topology
+    from daemon import metrics, outbox
+
+    async def drain(self):  # type: ignore[no-untyped-def]
+        total = 0
+        while True:
+            if not self.broker.connected.is_set():
+                return total
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await conn.fetchval(outbox._TRY_LOCK, outbox._RELAY_LOCK):
+                    return total
+                rows = await conn.fetch(outbox._PENDING, self.settings.outbox_batch)
+                if not rows:
+                    return total
+                await asyncio.gather(
+                    *(
+                        self.broker.publish(
+                            topology.EVENTS_EXCHANGE,
+                            row["routing_key"],
+                            outbox.event_body(row),
+                            message_id=str(row["event_id"]),
+                        )
+                        for row in rows
+                    )
+                )
+                await conn.execute(outbox._MARK_PUBLISHED, [r["event_id"] for r in rows])
+            metrics.EVENTS_PUBLISHED.inc(len(rows))
+            total += len(rows)
+
+    housekeeping = outbox.OutboxRelay._housekeeping
+
+    async def every_time(self):  # type: ignore[no-untyped-def]
+        self._last_measure = 0.0
+        await housekeeping(self)
+
+    outbox.OutboxRelay.drain = drain  # type: ignore[method-assign]
+    outbox.OutboxRelay._housekeeping = every_time  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -183,9 +183,9 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def database_cpu_seconds(database: str) -> float:
-    """CPU time used so far by the PostgreSQL backends connected to ``database``."""
-    total = 0.0
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU time used so far by each PostgreSQL backend connected to ``database``, by pid."""
+    out: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -194,8 +194,8 @@ def database_cpu_seconds(database: str) -> float:
         except OSError:
             continue
         if cmdline.startswith(b"postgres: ") and f" {database} ".encode() in cmdline:
-            total += process_cpu_seconds(int(entry.name))
-    return total
+            out[int(entry.name)] = process_cpu_seconds(int(entry.name))
+    return out
 
 
 def python_module(module: str, *args: str) -> list[str]:

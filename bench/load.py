@@ -156,7 +156,7 @@ async def closed_loop(
     duration: float,
     run: int = 0,
     server_cpu: Callable[[], float] | None = None,
-    database_cpu: Callable[[], float] | None = None,
+    database_cpu: Callable[[], dict[int, float]] | None = None,
 ) -> RunResult:
     """Run ``concurrency`` workers, each repeating ``script`` until the window closes."""
     now = time.perf_counter  # uvloop's loop.time() ticks in whole milliseconds
@@ -167,6 +167,7 @@ async def closed_loop(
     errors = 0
     samples: list[str] = []
     marks: dict[str, float] = {}
+    backends: dict[str, dict[int, float]] = {}
 
     async def call(body: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal errors
@@ -196,7 +197,7 @@ async def closed_loop(
         await asyncio.sleep(max(0.0, when - now()))
         marks[f"{name}_client"] = time.process_time()
         marks[f"{name}_server"] = server_cpu() if server_cpu else 0.0
-        marks[f"{name}_database"] = database_cpu() if database_cpu else 0.0
+        backends[name] = database_cpu() if database_cpu else {}
         marks[f"{name}_busy"], marks[f"{name}_total"] = machine_ticks()
         marks[f"{name}_events"] = client.events
 
@@ -228,8 +229,12 @@ async def closed_loop(
         mean_ms=(sum(latencies) / n * 1000) if n else float("nan"),
         events=int(marks["end_events"] - marks["start_events"]),
         server_cpu_ms_per_cmd=(marks["end_server"] - marks["start_server"]) * per_cmd if server_cpu else None,
+        # Per backend, so that a connection opened or closed in the window does not count
+        # its whole life (a backend that exited in the window is missed).
         database_cpu_ms_per_cmd=(
-            (marks["end_database"] - marks["start_database"]) * per_cmd if database_cpu else None
+            sum(cpu - backends["start"].get(pid, 0.0) for pid, cpu in backends["end"].items()) * per_cmd
+            if database_cpu
+            else None
         ),
         client_cpu_ms_per_cmd=(marks["end_client"] - marks["start_client"]) * per_cmd,
         machine_busy=(marks["end_busy"] - marks["start_busy"])

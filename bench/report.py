@@ -170,6 +170,47 @@ def markdown(
         out.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     if scale:
         out += ["", scale_markdown(scale)]
+    out += ["", "Targets of the issue:", "", targets_markdown(targets(summary, scale))]
+    return "\n".join(out)
+
+
+def targets(
+    summary: dict[str, dict[int, dict[str, float]]], scale: dict[str, Any] | None
+) -> list[tuple[str, str, bool | None]]:
+    """The issue's targets: (target, figure reached, met)."""
+    rel = summary.get("relationd", {})
+    out: list[tuple[str, str, bool | None]] = []
+
+    def ratio(other: str, c: int, key: str) -> float:
+        a, b = rel.get(c, {}).get(key), summary.get(other, {}).get(c, {}).get(key)
+        return _div(a, b) if a is not None and b is not None else float("nan")
+
+    def check(name: str, value: float, ok: bool) -> None:
+        out.append((name, "n/a" if _nan(value) else f"x{value:.2f}", None if _nan(value) else ok))
+
+    for c in (1, 8):
+        r = ratio("raw", c, "throughput")
+        check(f"throughput >= 0.9x raw at c={c}", r, r >= 0.9)
+    r = ratio("raw", 64, "throughput")
+    check("throughput >= 1.5x raw at c=64", r, r >= 1.5)
+    r = ratio("ceiling", 64, "throughput")
+    check("throughput about 0.85x the broker-only ceiling at c=64", r, r >= 0.85)
+    for c in sorted(rel):
+        r = ratio("faststream", c, "throughput")
+        check(f"ahead of the FastStream peer at c={c}", r, r > 1.0)
+    r = ratio("raw", 8, "p99_ms")
+    check("p99 at c=8 <= 1.5x raw", r, r <= 1.5)
+    if scale:
+        big = next((row for row in scale.get("rows", []) if "units" in row["label"]), None)
+        if big is not None:
+            check("latency in the 100k model <= 1.3x the empty model", big["ratio"], big["ratio"] <= 1.3)
+    return out
+
+
+def targets_markdown(rows: list[tuple[str, str, bool | None]]) -> str:
+    out = ["| target | reached | met |", "|---|---:|---|"]
+    for name, value, ok in rows:
+        out.append(f"| {name} | {value} | {'n/a' if ok is None else ('yes' if ok else 'no')} |")
     return "\n".join(out)
 
 

@@ -57,6 +57,7 @@ class OutboxRelay:
         self.backlog = 0
         self.lag = 0.0
         self._last_prune = 0.0
+        self._last_measure = 0.0
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
@@ -113,6 +114,10 @@ class OutboxRelay:
                 await conn.execute(_MARK_PUBLISHED, [r["event_id"] for r in rows])
             metrics.EVENTS_PUBLISHED.inc(len(rows))
             total += len(rows)
+            if len(rows) < self.settings.outbox_batch:
+                # That was all there was. Events committed since then notify, and the notice wakes
+                # the relay again: no need for one more (empty) transaction to find out.
+                return total
 
     async def flush(self, within: float) -> bool:
         """Publish everything pending (shutdown); True when the backlog reached zero in time."""
@@ -137,7 +142,12 @@ class OutboxRelay:
         return self.backlog, self.lag
 
     async def _housekeeping(self) -> None:
-        await self.measure()
+        # The backlog gauge and readiness need not be fresher than a second; measuring after
+        # every drain cost a query per command at low load.
+        now = time.monotonic()
+        if now - self._last_measure >= 1.0:
+            self._last_measure = now
+            await self.measure()
         now = time.monotonic()
         if now - self._last_prune > 60:
             self._last_prune = now
