@@ -191,7 +191,7 @@ class CommandConsumer:
     async def _refuse(self, message: AbstractIncomingMessage, err: RelationdError) -> None:
         """Answer with the error when asked, dead-letter the message with its reason, ack."""
         await self._reply(message, error_reply(message.message_id, None, err))
-        headers = dict(message.headers or {})
+        headers = _copyable(dict(message.headers or {}))
         headers[topology.DEAD_LETTER_REASON_HEADER] = err.message[:1000]
         headers[topology.DEAD_LETTER_CODE_HEADER] = str(err.code)
         if message.content_type:
@@ -213,3 +213,25 @@ class CommandConsumer:
             reason=err.message,
         )
         await message.ack()
+
+
+def _copyable(value: Any) -> Any:
+    """A received header value in a form that can be published again.
+
+    aio-pika decodes a header string that is not UTF-8 as bytes, which it cannot encode, and
+    sends every float as a float32, which a double from another client may not fit: either way
+    the dead-letter copy failed and the message stayed unacked, holding a prefetch slot until the
+    session ended. Such values are copied as text.
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {
+            (k.decode("utf-8", "replace") if isinstance(k, bytes) else k): _copyable(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_copyable(v) for v in value]
+    return value

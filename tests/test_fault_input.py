@@ -423,3 +423,104 @@ def test_bad_input_fast(fault_vhost: str, fault_database: str, tmp_path: Path) -
 @pytest.mark.slow
 def test_bad_input_full(fault_vhost: str, fault_database: str, tmp_path: Path) -> None:
     input_run(fault_vhost, fault_database, tmp_path, env_int("RELATIOND_FAULT_MESSAGES", 10000))
+
+
+class _RawStr(str):
+    """A header string whose wire bytes are not UTF-8, as clients other than aio-pika can send."""
+
+    raw = b""
+
+    def encode(self, *_: Any, **__: Any) -> bytes:
+        return self.raw
+
+
+class _Double(float):
+    """A float sent as an AMQP double ('d'), as pika and the Java client send floats."""
+
+
+def _patch_pamqp_doubles() -> Any:
+    from pamqp import encode
+
+    original = encode.encode_table_value
+
+    def encode_table_value(value: Any) -> bytes:
+        if isinstance(value, _Double):
+            return b"d" + encode.double(float(value))
+        return original(value)
+
+    encode.encode_table_value = encode_table_value
+    return original
+
+
+async def test_headers_the_daemon_cannot_copy_still_end_dead_lettered_and_acked(
+    fault_vhost: str, fault_database: str, tmp_path: Path
+) -> None:
+    """A refused message is copied to the dead-letter queue with its headers. Headers that
+    aio-pika decodes into values it cannot encode again (a string that is not UTF-8 comes back as
+    bytes; every float goes out as a float32, and a double too large for one cannot be packed)
+    must not leave the message unacked, holding a prefetch slot until the session ends."""
+    from pamqp import encode
+
+    daemon = DaemonProcess(fault_vhost, fault_database, tmp_path)
+    daemon.start()
+    driver = await Driver(fault_vhost).start()
+    original = _patch_pamqp_doubles()
+    try:
+        await daemon.wait_ready()
+        bad_utf8 = _RawStr("x")
+        bad_utf8.raw = b"\xff\xfe not utf-8"
+        cases = {
+            "not-utf8": {"h": bad_utf8},
+            "double-in-array": {"h": [_Double(1.5), 2]},
+            "huge-double": {"h": _Double(1e300), "a": [_Double(-1e300)]},
+        }
+        ids = {}
+        for name, headers in cases.items():
+            command_id = f"{name}-{uuid.uuid4()}"
+            ids[name] = command_id
+            reply = await driver.send_raw(
+                b"not json", {"message_id": command_id, "headers": headers}, timeout=20
+            )
+            assert reply is not None and reply["error"]["code"] == "InvalidCommand", reply
+        valid = await driver.call({"type": "list_models"})
+        assert valid["ok"]
+        await asyncio.sleep(2)
+        letters = {m.message_id: m for m in (await drain_dead_letters_all(fault_vhost))}
+        lines = {
+            name: [
+                x for x in daemon.log_lines() if x.get("command_id") == cid and x.get("event") == "command"
+            ]
+            for name, cid in ids.items()
+        }
+        sessions = sum(1 for x in daemon.log_lines() if x.get("event") == "broker session open")
+        report(
+            "uncopyable-headers",
+            {
+                "cases": len(cases),
+                "dead_lettered": sum(1 for cid in ids.values() if cid in letters),
+                "handled_once_and_acked": sum(
+                    1 for v in lines.values() if [x["stage"] for x in v] == ["acked"]
+                ),
+                "broker_sessions": sessions,
+            },
+        )
+        for name, got in lines.items():
+            assert [x["stage"] for x in got] == ["acked"], (name, got)
+        assert all(cid in letters for cid in ids.values()), sorted(letters)
+        assert sessions == 1, "a dead-letter copy cost the daemon its broker session"
+    finally:
+        encode.encode_table_value = original
+        await driver.close()
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.terminate()
+
+
+async def drain_dead_letters_all(amqp: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    out = []
+    connection = await aio_pika.connect(amqp)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(DEAD_LETTER_QUEUE)
+        while (message := await queue.get(fail=False, no_ack=True, timeout=10)) is not None:
+            out.append(message)
+    return out
