@@ -161,7 +161,11 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     elif category == "headers":
         # Odd but encodable AMQP field tables: the daemon copies them into the dead letter.
         header_scalars = (
-            st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+            # No infinite floats: RabbitMQ 3.10 drops the publisher's connection over one in an array.
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**63), 2**63 - 1)
+            | st.floats(allow_nan=False, allow_infinity=False)
         )
         header_values = st.recursive(
             header_scalars
@@ -288,7 +292,9 @@ def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
             max_examples=count,
             deadline=None,
             database=None,
-            phases=[Phase.generate, Phase.shrink],
+            # No shrinking: replaying against a daemon whose state moved on is not deterministic,
+            # and a failing example is printed as generated.
+            phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
         @given(message=messages(), key=meta_keys, value=meta_values)
