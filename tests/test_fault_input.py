@@ -112,7 +112,9 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
         )
     elif category == "wrong_type":
         key = draw(st.sampled_from(sorted(k for k in body if k != "type")))
-        value = draw(json_values.filter(lambda v, o=body[key]: type(v) is not type(o)))
+        # A relation is named by an id or a UUID: for it, an int or a string is no wrong type.
+        allowed = (int, str) if key == "relation" else (type(body[key]),)
+        value = draw(json_values.filter(lambda v, a=allowed: type(v) not in a))
         body[key] = value
     elif category == "missing":
         del body[draw(st.sampled_from(required))]
