@@ -113,7 +113,9 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     elif category == "wrong_type":
         key = draw(st.sampled_from(sorted(k for k in body if k != "type")))
         # A relation is named by an id or a UUID: for it, an int or a string is no wrong type.
+        # An optional field (enter_scope's settings) takes None too.
         allowed = (int, str) if key == "relation" else (type(body[key]),)
+        allowed += () if key in required else (type(None),)
         value = draw(json_values.filter(lambda v, a=allowed: type(v) not in a))
         body[key] = value
     elif category == "missing":
