@@ -92,7 +92,7 @@ class CommandConsumer:
                 actor = self._actor(message)
             except RelationdError as err:
                 outcome = "unauthorized"
-                await self._refuse(message, err)
+                await self._refuse(message, err, cmd_type)
                 stage = Stage.acked
                 return
             try:
@@ -109,7 +109,7 @@ class CommandConsumer:
                     f"internal error applying {cmd_type}; reference {error_id}", error_id=error_id
                 )
                 outcome = "internal"
-                await self._refuse(message, internal)
+                await self._refuse(message, internal, cmd_type)
                 stage = Stage.acked
                 return
             stage = Stage.applied
@@ -188,9 +188,11 @@ class CommandConsumer:
             correlation_id=message.correlation_id,
         )
 
-    async def _refuse(self, message: AbstractIncomingMessage, err: RelationdError) -> None:
+    async def _refuse(
+        self, message: AbstractIncomingMessage, err: RelationdError, cmd_type: str | None = None
+    ) -> None:
         """Answer with the error when asked, dead-letter the message with its reason, ack."""
-        await self._reply(message, error_reply(message.message_id, None, err))
+        await self._reply(message, error_reply(message.message_id, cmd_type, err))
         headers = _copyable(dict(message.headers or {}))
         headers[topology.DEAD_LETTER_REASON_HEADER] = err.message[:1000]
         headers[topology.DEAD_LETTER_CODE_HEADER] = str(err.code)

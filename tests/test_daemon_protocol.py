@@ -207,7 +207,7 @@ async def test_domain_errors_of_every_state_are_covered_elsewhere() -> None:
     or through the applier in the domain suite; this keeps the list honest."""
     covered = {c for c, _ in ERROR_CASES} | {
         ErrorCode.PayloadTooLarge,  # test_oversize_body_is_refused
-        ErrorCode.Internal,  # tests/test_daemon_faults.py
+        ErrorCode.Internal,  # tests/test_fault_internal.py
         ErrorCode.EndpointQuotaLimitExceeded,  # test_limit_and_life_errors_through_the_broker
         ErrorCode.CannotEnterScopeNotAlive,
         ErrorCode.CannotEnterScopeSubordinateNotAlive,
