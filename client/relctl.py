@@ -637,6 +637,63 @@ def watch(
         raise typer.Exit(130) from None
 
 
+@app.command("hooks")
+def hooks(
+    unit: Annotated[str, typer.Argument(help="The unit whose hooks to show. Example: wordpress/0")],
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Resume after this hook position SEQ or SEQ.INDEX (as printed). Example: --from 42.1",
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Stop after this many hooks. Example: --count 10")
+    ] = None,
+) -> None:
+    """Stream the relation hooks UNIT runs, in Juju's uniter order: the log, then live.
+
+    relation-created, -joined, -changed, -departed and -broken, each once, with the relation id,
+    the unit's endpoint and the remote unit or application. Ctrl-C stops; --from resumes.
+
+    Example: relctl -m prod --json hooks wordpress/0 --from 42.1 --count 5
+    """
+    from client.hooks import follow_hooks
+
+    model, options = _model(), _options()
+    out = tables.console()
+    after: tuple[int, int] | None = None
+    if start is not None:
+        match = re.fullmatch(r"(\d+)(?:\.(\d+))?", start)
+        if match is None:
+            raise typer.BadParameter(f"{start!r} is not SEQ or SEQ.INDEX", param_hint="--from")
+        seq, index = int(match[1]), int(match[2]) if match[2] is not None else 10**9
+        after = (seq, index)
+
+    async def stream(client: RelationClient) -> None:
+        await client.list_models()  # the daemon answers: it is worth following
+        seen = 0
+        async for hook in follow_hooks(options.amqp_url, model, unit, after=after, timeout=options.timeout):
+            if options.json:
+                print(json.dumps(hook.to_dict()), flush=True)
+            else:
+                remote = hook.remote_unit or hook.remote_app
+                out.print(
+                    f"{hook.seq}.{hook.index}\t{hook.hook}\trelation {hook.relation_id} "
+                    f"({hook.endpoint})\t{remote}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+    try:
+        _call(stream)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 def _print_event(event: ChangeEvent, out: Console, as_json: bool) -> None:
     if as_json:
         print(event.model_dump_json(), flush=True)

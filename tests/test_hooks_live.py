@@ -74,3 +74,48 @@ async def test_each_unit_follows_its_own_hooks(client: RelationClient, amqp_url:
     for unit in ("mysql/1", "telegraf/0"):
         hooks = await asyncio.wait_for(_take(amqp_url, model, unit, len(EXPECTED[unit])), 30)
         assert _short(hooks) == EXPECTED[unit], unit
+
+
+async def _relctl_lines(amqp_url: str, model: str, *args: str, stop_after: int) -> list[str]:
+    """Run `relctl hooks` and SIGKILL it once it has printed ``stop_after`` lines."""
+    import os
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "relctl"
+    proc = await asyncio.create_subprocess_exec(
+        str(script), "--amqp-url", amqp_url, "-m", model, "--json", "hooks", *args,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    out: list[str] = []
+    try:
+        while len(out) < stop_after:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, "relctl hooks ended early"
+            out.append(line.decode())
+    finally:
+        proc.kill()
+        await proc.wait()
+    return out
+
+
+async def test_relctl_hooks_killed_and_resumed_from_its_last_position(
+    client: RelationClient, amqp_url: str
+) -> None:
+    import json
+
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
+    expected = EXPECTED["mysql/0"]
+    first = [json.loads(x) for x in await _relctl_lines(amqp_url, model, "mysql/0", stop_after=3)]
+    resume = f"{first[-1]['seq']}.{first[-1]['index']}"
+    rest = [
+        json.loads(x)
+        for x in await _relctl_lines(
+            amqp_url, model, "mysql/0", "--from", resume, stop_after=len(expected) - 3
+        )
+    ]
+    got = [(h["hook"], h["relation_id"], h["remote_unit"] or h["remote_app"]) for h in first + rest]
+    assert got == expected
