@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.migrate import apply_schema
 from handlers.db import init_connection
 from tests.domain import Domain
 
@@ -24,31 +23,13 @@ ADMIN_DSN = os.environ.get("RELATIOND_TEST_ADMIN_DSN", "postgresql://postgres@12
 AMQP_URL = os.environ.get("RELATIOND_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-def _dsn_for(database: str) -> str:
-    base, _, _ = ADMIN_DSN.rpartition("/")
-    return f"{base}/{database}"
-
-
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
-    name = f"relationd_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _dsn_for(name)
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_schema(conn)
-    finally:
-        await conn.close()
+    from tests.harness import create_database, drop_database
+
+    url = await create_database("relationd_test", ADMIN_DSN)
     yield url
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(url, ADMIN_DSN)
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,8 @@ from contracts.errors import RelationdError
 from daemon.applier import apply, error_reply
 from daemon.parsing import parse
 from handlers.db import init_connection
-from tests.conftest import ADMIN_DSN
 from tests.domain import charm
+from tests.harness import create_database, drop_database
 
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -57,34 +57,6 @@ def report(title: str, figures: dict[str, Any]) -> None:
 
 
 # ---- databases ----------------------------------------------------------------------------------
-
-
-async def create_database(admin_dsn: str = ADMIN_DSN, prefix: str = "relationd_fault") -> str:
-    """A fresh database with the schema, on the server of ``admin_dsn``; returns its URL."""
-    from daemon.migrate import apply_schema
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = admin_dsn.rpartition("/")[0] + "/" + name
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_schema(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_database(url: str, admin_dsn: str = ADMIN_DSN) -> None:
-    name = url.rpartition("/")[2]
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def connect(url: str) -> Any:
@@ -875,6 +847,6 @@ async def fault_vhost() -> AsyncIterator[str]:
 @pytest.fixture
 async def fault_database() -> AsyncIterator[str]:
     """A fresh database with the schema on the shared server, dropped afterwards."""
-    url = await create_database()
+    url = await create_database("relationd_fault")
     yield url
     await drop_database(url)

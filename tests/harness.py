@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,44 @@ def create_vhost(name: str, user: str = "guest") -> None:
 
 def delete_vhost(name: str) -> None:
     rabbitmqctl("delete_vhost", name)
+
+
+ADMIN_DSN = os.environ.get("RELATIOND_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def create_database(prefix: str = "relationd_test", admin_dsn: str = ADMIN_DSN) -> str:
+    """A fresh database with the schema on the server of ``admin_dsn``; returns its URL.
+
+    Daemons that share a database share its outbox, whatever their vhost: a test that runs its
+    own daemon in its own vhost needs a database of its own too.
+    """
+    import asyncpg
+
+    from daemon.migrate import apply_schema
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = admin_dsn.rpartition("/")[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_schema(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+async def drop_database(url: str, admin_dsn: str = ADMIN_DSN) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def vhost_url(base: str, vhost: str) -> str:

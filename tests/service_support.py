@@ -24,12 +24,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from daemon.migrate import apply_schema
-from tests.conftest import ADMIN_DSN, AMQP_URL
-from tests.harness import DaemonProcess, create_vhost, delete_vhost, vhost_url
+from tests.conftest import AMQP_URL
+from tests.harness import (
+    DaemonProcess,
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    vhost_url,
+)
 
 
 @pytest.fixture
@@ -40,33 +45,9 @@ async def own_vhost() -> AsyncIterator[str]:
     delete_vhost(vhost)
 
 
-async def create_database(prefix: str = "relationd_svc") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = ADMIN_DSN.rpartition("/")[0] + "/" + name
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_schema(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_database(url: str) -> None:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def own_database() -> AsyncIterator[str]:
-    url = await create_database()
+    url = await create_database("relationd_svc")
     yield url
     await drop_database(url)
 

@@ -16,17 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from client import RelationClient, watch
 from client.watch import Watch, follow
 from contracts.errors import ModelNotFound
 from contracts.events import ChangeEvent, Namespace
-from daemon.migrate import apply_schema
-from tests.conftest import ADMIN_DSN, AMQP_URL
+from tests.conftest import AMQP_URL
 from tests.domain import charm
-from tests.harness import DaemonProcess, create_vhost, delete_vhost, rabbitmqctl, vhost_url
+from tests.harness import (
+    DaemonProcess,
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    rabbitmqctl,
+    vhost_url,
+)
 
 # ---- the merge, without a broker -------------------------------------------------------------
 
@@ -134,24 +140,9 @@ async def private_amqp() -> AsyncIterator[str]:
 async def private_database() -> AsyncIterator[str]:
     """A database of this test's own. Daemons sharing a database share its outbox: the session's
     daemon (in another vhost) would relay this test's events to its own broker vhost."""
-    name = f"relationd_watch_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = ADMIN_DSN.rpartition("/")[0] + "/" + name
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_schema(conn)
-    finally:
-        await conn.close()
+    url = await create_database("relationd_watch")
     yield url
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(url)
 
 
 class Collector:
