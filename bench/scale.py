@@ -202,7 +202,7 @@ def _renumber(sql: str, used: list[int]) -> str:
 # from a sample in the loaded model. Taken from handlers/ and daemon/ verbatim where possible.
 def hot_queries() -> dict[str, tuple[str, list[str]]]:
     from daemon import applier, outbox
-    from handlers import integrate, lifecycle, lookup, relation_rows, scope, settings, settings_bag
+    from handlers import access, integrate, lifecycle, lookup, relation_rows, scope, settings, settings_bag
 
     bag = settings_bag.UNIT_BAG
     app_bag = settings_bag.APPLICATION_BAG
@@ -231,22 +231,15 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
         "settings: unit bag read": (bag.read_sql(), ["model", "relation_unit_uuid"]),
         "settings: unit bag hash": (bag.hash_sql(), ["model", "relation_unit_uuid"]),
         "settings: application bag read": (app_bag.read_sql(), ["model", "relation_endpoint_uuid"]),
-        "leader of application": (
-            """
-            SELECT u.name FROM application_leader l
-            JOIN unit u ON u.model_uuid = l.model_uuid AND u.uuid = l.unit_uuid
-            WHERE l.model_uuid = $1 AND l.application_uuid = $2
-            """,
-            ["model", "app_uuid"],
+        "leader of application": (lookup._LEADER_OF, ["model", "app_uuid"]),
+        "events: next sequence": (
+            "UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2",
+            ["model", "one"],
         ),
-        "events: next sequence": (applier._NEXT_SEQS, ["model", "one"]),
         "dedupe: stored reply": (applier._STORED, ["command_id"]),
         "outbox: pending batch": (outbox._PENDING, ["batch"]),
         "outbox: backlog": (outbox._BACKLOG, []),
-        "access: level of user": (
-            "SELECT level_id FROM model_access WHERE model_uuid = $1 AND user_name = $2",
-            ["model", "user"],
-        ),
+        "access: level of user": (access._LEVEL_OF, ["model", "user"]),
         "reap: dying relations": (lifecycle._REAPABLE_RELATIONS, ["model"]),
         "reap: dying units": (lifecycle._REAPABLE_UNITS, ["model"]),
         "reap: dying applications": (lifecycle._REAPABLE_APPLICATIONS, ["model"]),

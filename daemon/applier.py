@@ -31,21 +31,9 @@ RETURNING command_id
 """
 _STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
-_NEXT_SEQS = """
-UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2
-"""
-# A model removed in this transaction has no sequence row left; its log goes on from the last seq.
-_LAST_SEQ = "SELECT COALESCE(max(seq), 0) FROM change_event WHERE model_uuid = $1"
-_INSERT_EVENTS = """
-INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
-SELECT $1, s, n, k, r, kj, pj, $8
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-     AS t(s, n, k, r, kj, pj)
-"""
-_NOTIFY = "SELECT pg_notify($1, '')"
-# The end of a command whose changes are all in one model, in one round trip instead of four:
-# number its events, insert them, store the reply and wake the outbox relay. (The sequence falls
-# back to the log's last seq when the model was removed in this transaction, as above.)
+# The end of a command that changed its model, in one round trip: number its events (gapless per
+# model), insert them, store the reply and wake the outbox relay. A model removed in this
+# transaction has no sequence row left, so its log goes on from the last seq.
 _FINISH = """
 WITH seq AS (
     UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2 AS first
@@ -159,12 +147,17 @@ async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> App
 
 
 async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[str, Any]) -> None:
-    """Write the command's change events and its reply (one round trip when one model changed)."""
-    models = {c.model_uuid for c in changes}
-    if len(models) != 1:
-        await write_events(conn, changes, command_id)
+    """Write the command's change events and its reply.
+
+    A command acts on one model (its lock serialises that model only), so all its changes share
+    one model and one per-model sequence.
+    """
+    if not changes:
         await conn.execute(_STORE_REPLY, command_id, reply)
         return
+    models = {c.model_uuid for c in changes}
+    if len(models) != 1:
+        raise RuntimeError(f"a command changed {len(models)} models; a command acts on one model")
     model_uuid = models.pop()
     await conn.execute(
         _FINISH,
@@ -179,27 +172,3 @@ async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[
         reply,
         OUTBOX_CHANNEL,
     )
-
-
-async def write_events(conn: Any, changes: list[Change], command_id: str | None) -> None:
-    """Number the changes per model, in order, and insert them into the outbox."""
-    by_model: dict[str, list[Change]] = {}
-    for change in changes:
-        by_model.setdefault(change.model_uuid, []).append(change)
-    for model_uuid, items in by_model.items():
-        first = await conn.fetchval(_NEXT_SEQS, model_uuid, len(items))
-        if first is None:
-            first = await conn.fetchval(_LAST_SEQ, model_uuid)
-        await conn.execute(
-            _INSERT_EVENTS,
-            model_uuid,
-            [first + 1 + i for i in range(len(items))],
-            [c.namespace.value for c in items],
-            [c.kind for c in items],
-            [routing_key(model_uuid, c.namespace, c.relation_id) for c in items],
-            [to_jsonable_python(c.key) for c in items],
-            [to_jsonable_python(c.payload) for c in items],
-            command_id,
-        )
-    if changes:
-        await conn.execute(_NOTIFY, OUTBOX_CHANNEL)

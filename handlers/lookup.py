@@ -43,6 +43,11 @@ JOIN relation_status_type rst ON rst.id = rs.status_type_id
 _RELATION_BY_ID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.relation_id = $2"
 _RELATION_BY_UUID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.uuid = $2::uuid"
 
+_LEADER_OF = """
+SELECT u.name FROM application_leader l
+JOIN unit u ON u.model_uuid = l.model_uuid AND u.uuid = l.unit_uuid
+WHERE l.model_uuid = $1 AND l.application_uuid = $2
+"""
 _RELATION_ENDPOINTS = """
 SELECT relation_endpoint_uuid, endpoint_uuid, application_uuid, application_name, subordinate,
        endpoint_name, role, interface, scope, capacity, optional, position
@@ -116,15 +121,7 @@ def endpoint_for_unit(endpoints: list[Record], rel: Record, unit_name: str) -> R
 
 
 async def leader_of(conn: Any, model_uuid: str, application_uuid: str) -> str | None:
-    name: str | None = await conn.fetchval(
-        """
-        SELECT u.name FROM application_leader l
-        JOIN unit u ON u.model_uuid = l.model_uuid AND u.uuid = l.unit_uuid
-        WHERE l.model_uuid = $1 AND l.application_uuid = $2
-        """,
-        model_uuid,
-        application_uuid,
-    )
+    name: str | None = await conn.fetchval(_LEADER_OF, model_uuid, application_uuid)
     return name
 
 
