@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, DeliveryError, ProbableAuthenticationError
+from aiormq.exceptions import ChannelInvalidStateError
 
 from client.api import RelationCommands
 from contracts import topology
@@ -164,7 +165,7 @@ class RelationClient(RelationCommands):
             ) from None
         except TimeoutError:
             raise DaemonUnreachable(f"no reply to command {command_id} within {timeout:.1f}s") from None
-        except (OSError, AMQPError) as exc:
+        except (OSError, AMQPError, ChannelInvalidStateError) as exc:
             raise BrokerUnreachable(
                 f"lost the broker while sending command {command_id}: {exc or type(exc).__name__}"
             ) from exc

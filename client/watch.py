@@ -36,6 +36,7 @@ from types import TracebackType
 
 import aio_pika
 from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelInvalidStateError
 from pydantic import ValidationError
 
 from client.rpc import DaemonUnreachable, RelationClient
@@ -47,7 +48,14 @@ from contracts.topology import EVENTS_EXCHANGE
 log = logging.getLogger("relationd.client.watch")
 
 # Worth a reconnect: the broker went away, or the daemon did not answer a replay query in time.
-RECONNECTABLE: tuple[type[BaseException], ...] = (OSError, AMQPError, DaemonUnreachable)
+# A publish or declare on a channel that closed under us raises ChannelInvalidStateError, a
+# RuntimeError rather than an AMQPError.
+RECONNECTABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    AMQPError,
+    ChannelInvalidStateError,
+    DaemonUnreachable,
+)
 
 ReadLog = Callable[[int], Awaitable[list[ChangeEvent]]]
 NextBatch = Callable[[], Awaitable[list[ChangeEvent]]]

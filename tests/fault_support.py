@@ -194,7 +194,14 @@ class Driver:
                 return
             except aiormq.exceptions.ChannelPreconditionFailed:
                 raise  # the broker refuses this very message (e.g. a CC header that is not a list)
-            except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, TimeoutError, AssertionError):
+            except (
+                aio_pika.exceptions.AMQPError,
+                aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError, not an AMQPError
+                ConnectionError,
+                OSError,
+                TimeoutError,
+                AssertionError,
+            ):
                 await asyncio.sleep(0.2)  # the session is going or gone: publish on the next one
 
     async def send_raw(

@@ -154,3 +154,14 @@ async def test_no_daemon_raises_daemon_unreachable(idle_amqp: str) -> None:
                 await client.list_models(timeout=0.5)
     with pytest.raises(BrokerUnreachable):
         await RelationClient.connect("amqp://guest:guest@127.0.0.1:1/", timeout=2)
+
+
+async def test_call_on_a_closed_channel_raises_broker_unreachable(idle_amqp: str) -> None:
+    """aiormq reports a publish on a closed channel as ChannelInvalidStateError, a RuntimeError:
+    the client must still answer with its typed BrokerUnreachable, naming the command."""
+    async with await RelationClient.connect(idle_amqp, timeout=5) as client:
+        assert client._channel is not None
+        await client._channel.close()
+        command_id = str(uuid.uuid4())
+        with pytest.raises(BrokerUnreachable, match=command_id):
+            await client.list_models(command_id=command_id)
