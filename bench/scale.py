@@ -212,10 +212,11 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
         "unit by name": (lookup._UNIT, ["model", "unit_name"]),
         "relation by id": (lookup._RELATION_BY_ID, ["model", "relation_id"]),
         "relation endpoints": (lookup._RELATION_ENDPOINTS, ["model", "relation_uuid"]),
-        "integrate: application endpoints": (integrate._ENDPOINTS, ["model", "app_uuid"]),
+        "integrate: applications, endpoints and use": (
+            integrate._APPLICATIONS,
+            ["model", "app_name", "app_name"],
+        ),
         "integrate: relation by key": (integrate._RELATION_BY_KEY, ["model", "relation_key"]),
-        "integrate: endpoint capacity": (integrate._CAPACITY, ["model", "endpoint_uuid"]),
-        "integrate: endpoint use count": (integrate._ENDPOINT_USE, ["model", "endpoint_uuid"]),
         "trigger: endpoint count": (
             "SELECT count(*) FROM relation_endpoint WHERE model_uuid = $1 AND relation_uuid = $2",
             ["model", "relation_uuid"],

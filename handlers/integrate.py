@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from contracts import errors
+from contracts.charm import Scope
 from contracts.commands import Integrate
 from contracts.names import split_endpoint
+from contracts.replies import RelationInfo
 from handlers import changes, lookup
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
-from handlers.relation_rows import create_relation, relation_info
+from handlers.relation_rows import create_relation_unless_key_taken, relation_endpoint_info
 from handlers.settings_bag import write_application_settings
 
 Record = Any
 
-_ENDPOINTS = """
-SELECT endpoint_uuid, application_uuid, application_name, endpoint_name, role, interface, scope
-FROM v_application_endpoint WHERE model_uuid = $1 AND application_uuid = $2
-ORDER BY endpoint_name
+# The two named applications, each with its endpoints by name and, for an endpoint with a limit,
+# how many relations that are not dead use it. An unknown application has no rows.
+_APPLICATIONS = """
+SELECT a.uuid AS application_uuid, a.name AS application_name, a.life_id, c.subordinate,
+       e.endpoint_uuid, e.endpoint_name, e.role, e.interface, e.scope, e.capacity, e.optional,
+       CASE WHEN e.capacity IS NOT NULL THEN (
+           SELECT count(*) FROM relation_endpoint re
+           JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
+           WHERE re.model_uuid = e.model_uuid AND re.endpoint_uuid = e.endpoint_uuid AND r.life_id < 2
+       ) END AS used
+FROM application a
+JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
+LEFT JOIN v_application_endpoint e ON e.model_uuid = a.model_uuid AND e.application_uuid = a.uuid
+WHERE a.model_uuid = $1 AND a.name IN ($2, $3)
+ORDER BY a.name, e.endpoint_name
 """
 _RELATION_BY_KEY = "SELECT relation_id FROM relation WHERE model_uuid = $1 AND key = $2"
-_ENDPOINT_USE = """
-SELECT count(*) FROM relation_endpoint re
-JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
-WHERE re.model_uuid = $1 AND re.endpoint_uuid = $2 AND r.life_id < 2
-"""
-_CAPACITY = """
-SELECT capacity FROM v_application_endpoint WHERE model_uuid = $1 AND endpoint_uuid = $2
-"""
 
 
 async def integrate(conn: Any, cmd: Integrate) -> Outcome:
@@ -41,9 +47,10 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
     model = await lookup.model(conn, cmd.model, lock=True)
     m = model["uuid"]
     (app1_name, ep1_name), (app2_name, ep2_name) = (split_endpoint(e) for e in cmd.endpoints)
-    app1 = await lookup.application(conn, m, app1_name)
-    app2 = await lookup.application(conn, m, app2_name)
-    if app1["uuid"] == app2["uuid"]:
+    rows = await conn.fetch(_APPLICATIONS, m, app1_name, app2_name)
+    rows1, rows2 = ([r for r in rows if r["application_name"] == name] for name in (app1_name, app2_name))
+    app1, app2 = _application(rows1, app1_name), _application(rows2, app2_name)
+    if app1["application_uuid"] == app2["application_uuid"]:
         raise errors.CompatibleEndpointsNotFound(
             f"cannot relate application {app1_name!r} to itself; peer relations come from deploy",
             endpoints=list(cmd.endpoints),
@@ -51,72 +58,103 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
     for app in (app1, app2):
         if app["life_id"] != lookup.ALIVE:
             raise errors.ApplicationNotAlive(
-                f"application {app['name']!r} is {lookup.LIFE[app['life_id']]}",
-                application=app["name"],
+                f"application {app['application_name']!r} is {lookup.LIFE[app['life_id']]}",
+                application=app["application_name"],
             )
-    rows1 = await conn.fetch(_ENDPOINTS, m, app1["uuid"])
-    rows2 = await conn.fetch(_ENDPOINTS, m, app2["uuid"])
     pair = infer(_endpoints(rows1), ep1_name, _endpoints(rows2), ep2_name)
     key = relation_key(pair)
-    existing = await conn.fetchval(_RELATION_BY_KEY, m, key)
-    if existing is not None:
-        raise errors.RelationAlreadyExists(
-            f"relation {key!r} already exists (id {existing})", key=key, relation_id=existing
-        )
     container = any(ep.scope == "container" for ep in pair)
-    if container and not (app1["subordinate"] or app2["subordinate"]):
-        raise errors.ContainerScopeRequiresSubordinate(
-            f"relation {key!r} is container scoped but neither {app1_name!r} nor {app2_name!r} "
-            "is subordinate",
-            key=key,
-        )
-    uuids = {(r["application_name"], r["endpoint_name"]): r for r in [*rows1, *rows2]}
+    by_name = {(r["application_name"], r["endpoint_name"]): r for r in rows}
     requirer, provider = sorted(pair, key=lambda e: e.role != "requirer")
-    ordered = [uuids[(e.application, e.name)] for e in (requirer, provider)]
-    for ep, row in zip((requirer, provider), ordered, strict=True):
-        await _check_limit(conn, m, ep, row["endpoint_uuid"])
-    for app_name in cmd.settings:
-        if app_name not in (app1_name, app2_name):
-            raise errors.ApplicationNotFoundForRelation(
-                f"application {app_name!r} is not in relation {key!r}", application=app_name
-            )
-    rel = await create_relation(
+    ordered = [(e, by_name[(e.application, e.name)]) for e in (requirer, provider)]
+    refusal = _refusal(cmd, key, container, (app1, app2), ordered)
+    if refusal is not None:
+        # An existing relation with this key outranks them; the insert below checks it itself.
+        taken = await conn.fetchval(_RELATION_BY_KEY, m, key)
+        raise refusal if taken is None else _already_exists(key, taken)
+    rel_uuid = str(uuid.uuid4())
+    sides = [dict(r, relation_endpoint_uuid=str(uuid.uuid4())) for _, r in ordered]
+    relation_id, taken = await create_relation_unless_key_taken(
         conn,
         m,
+        relation_uuid=rel_uuid,
         key=key,
-        is_peer=False,
         container=container,
-        endpoints=[(r["endpoint_uuid"], r["application_uuid"]) for r in ordered],
+        endpoints=[(s["relation_endpoint_uuid"], s["endpoint_uuid"], s["application_uuid"]) for s in sides],
     )
+    if relation_id is None:
+        assert taken is not None
+        raise _already_exists(key, taken)
+    rel = {"uuid": rel_uuid, "relation_id": relation_id, "key": key}
     scope = "container" if container else "global"
     out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining", scope=scope)]
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoint_uuid_of = {s["application_name"]: s["relation_endpoint_uuid"] for s in sides}
     for app_name, bag in sorted(cmd.settings.items()):
-        ep_row = lookup.endpoint_of(endpoints, app_name)
-        assert ep_row is not None
-        write = await write_application_settings(conn, m, ep_row["relation_endpoint_uuid"], bag)
+        write = await write_application_settings(conn, m, endpoint_uuid_of[app_name], bag)
         if write.changed:
             out.append(changes.application_settings(m, rel, app_name, write.sha256))
-    full = await lookup.relation(conn, m, rel["relation_id"])
-    return Outcome(await relation_info(conn, m, full, with_units=False), out)
+    info = RelationInfo(
+        id=relation_id,
+        uuid=rel_uuid,
+        key=key,
+        life=lookup.LIFE[lookup.ALIVE],
+        status="joining",
+        message="",
+        scope=Scope(scope),
+        interface=requirer.interface,
+        endpoints=[relation_endpoint_info(s) for s in sides],
+    )
+    return Outcome(info, out)
 
 
-async def _check_limit(conn: Any, model_uuid: str, ep: Endpoint, endpoint_uuid: str) -> None:
-    capacity = await conn.fetchval(_CAPACITY, model_uuid, endpoint_uuid)
-    if capacity is None:
-        return
-    used = await conn.fetchval(_ENDPOINT_USE, model_uuid, endpoint_uuid)
-    if used >= capacity:
-        plural = "relation" if capacity == 1 else "relations"
-        raise errors.EndpointQuotaLimitExceeded(
-            f"{ep} allows {capacity} {plural} and has {used}",
-            endpoint=str(ep),
-            limit=capacity,
-        )
+def _application(rows: list[Record], name: str) -> Record:
+    """The application's row (its first endpoint's). Raises ApplicationNotFound."""
+    if not rows:
+        raise errors.ApplicationNotFound(f"application {name!r} not found", application=name)
+    return rows[0]
 
 
 def _endpoints(rows: list[Record]) -> list[Endpoint]:
     return [
         Endpoint(r["application_name"], r["endpoint_name"], r["role"], r["interface"], r["scope"])
         for r in rows
+        if r["endpoint_uuid"] is not None
     ]
+
+
+def _already_exists(key: str, relation_id: int) -> errors.RelationdError:
+    return errors.RelationAlreadyExists(
+        f"relation {key!r} already exists (id {relation_id})", key=key, relation_id=relation_id
+    )
+
+
+def _refusal(
+    cmd: Integrate,
+    key: str,
+    container: bool,
+    apps: tuple[Record, Record],
+    ordered: list[tuple[Endpoint, Record]],
+) -> errors.RelationdError | None:
+    """The first reason, after an existing relation, not to create this one: scope, limits, settings."""
+    (app1_name, _), (app2_name, _) = (split_endpoint(e) for e in cmd.endpoints)
+    if container and not (apps[0]["subordinate"] or apps[1]["subordinate"]):
+        return errors.ContainerScopeRequiresSubordinate(
+            f"relation {key!r} is container scoped but neither {app1_name!r} nor {app2_name!r} "
+            "is subordinate",
+            key=key,
+        )
+    for ep, row in ordered:
+        capacity, used = row["capacity"], row["used"]
+        if capacity is not None and used >= capacity:
+            plural = "relation" if capacity == 1 else "relations"
+            return errors.EndpointQuotaLimitExceeded(
+                f"{ep} allows {capacity} {plural} and has {used}",
+                endpoint=str(ep),
+                limit=capacity,
+            )
+    for app_name in cmd.settings:
+        if app_name not in (app1_name, app2_name):
+            return errors.ApplicationNotFoundForRelation(
+                f"application {app_name!r} is not in relation {key!r}", application=app_name
+            )
+    return None

@@ -26,6 +26,29 @@ VALUES ($1, $2, $3, $4, $5, $6)
 _INSERT_STATUS = """
 INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id) VALUES ($1, $2, 0)
 """
+# A regular relation in one round trip: the model's next id, the relation, its two endpoints
+# (requirer first) and status joining; nothing, and the holder's id, if the key is taken.
+_CREATE_UNLESS_KEY_TAKEN = """
+WITH taken AS (
+    SELECT relation_id FROM relation WHERE model_uuid = $1 AND key = $3
+), next_id AS (
+    UPDATE relation_sequence SET value = value + 1
+    WHERE model_uuid = $1 AND NOT EXISTS (SELECT FROM taken)
+    RETURNING value - 1 AS relation_id
+), rel AS (
+    INSERT INTO relation (model_uuid, uuid, relation_id, key, is_peer, scope_id)
+    SELECT $1, $2, relation_id, $3, false, $4 FROM next_id
+    RETURNING uuid, relation_id
+), endpoints AS (
+    INSERT INTO relation_endpoint (model_uuid, uuid, relation_uuid, endpoint_uuid, application_uuid, position)
+    SELECT $1, e.uuid, rel.uuid, e.endpoint_uuid, e.application_uuid, (e.ord - 1)::smallint
+    FROM rel, unnest($5::uuid[], $6::uuid[], $7::uuid[]) WITH ORDINALITY
+        AS e (uuid, endpoint_uuid, application_uuid, ord)
+), status AS (
+    INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id) SELECT $1, uuid, 0 FROM rel
+)
+SELECT (SELECT relation_id FROM rel) AS relation_id, (SELECT relation_id FROM taken) AS taken_id
+"""
 _UNITS_IN_SCOPE = """
 SELECT u.name FROM relation_unit ru
 JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
@@ -61,6 +84,33 @@ async def create_relation(
     )
     await conn.execute(_INSERT_STATUS, model_uuid, rel["uuid"])
     return rel
+
+
+async def create_relation_unless_key_taken(
+    conn: Any,
+    model_uuid: str,
+    *,
+    relation_uuid: str,
+    key: str,
+    container: bool,
+    endpoints: list[tuple[str, str, str]],
+) -> tuple[int | None, int | None]:
+    """create_relation for a regular relation in one statement, unless ``key`` is taken.
+
+    ``endpoints`` are (relation endpoint uuid, application endpoint uuid, application uuid), requirer
+    first. Returns (the new relation id, None), or (None, the id of the relation that has ``key``).
+    """
+    row = await conn.fetchrow(
+        _CREATE_UNLESS_KEY_TAKEN,
+        model_uuid,
+        relation_uuid,
+        key,
+        int(container),
+        *(list(column) for column in zip(*endpoints, strict=True)),
+    )
+    if row["relation_id"] is None and row["taken_id"] is None:
+        raise RuntimeError(f"model {model_uuid} has no relation sequence")
+    return row["relation_id"], row["taken_id"]
 
 
 async def units_in_scope(conn: Any, model_uuid: str, relation_uuid: str) -> list[str]:

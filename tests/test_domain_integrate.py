@@ -349,6 +349,78 @@ async def test_an_unlimited_endpoint_takes_many_relations(domain: Domain) -> Non
     assert {r["key"].split()[1] for r in rels} == {"postgresql:database"}
 
 
+async def test_the_requirer_limit_is_reported_before_the_provider_limit(domain: Domain) -> None:
+    reader = {"requires": {"feed": {"interface": "feed", "limit": 1}}}
+    hub = {"provides": {"feed": {"interface": "feed", "limit": 1}}}
+    for name, meta in (("hub-a", hub), ("hub-b", hub), ("r-a", reader), ("r-b", reader)):
+        await domain.deploy(name, metadata=meta)
+    await domain.integrate("r-a", "hub-a")
+    await domain.integrate("r-b", "hub-b")
+
+    err = await refused(domain.integrate("hub-b", "r-a"))
+
+    assert err.code == "EndpointQuotaLimitExceeded"
+    assert err.message == "r-a:feed allows 1 relation and has 1"
+
+
+async def test_a_limit_of_zero_refuses_every_relation(domain: Domain) -> None:
+    await domain.deploy("hub", metadata=HUB)
+    await domain.deploy("r-a", metadata={"requires": {"feed": {"interface": "feed", "limit": 0}}})
+
+    err = await refused(domain.integrate("r-a", "hub"))
+
+    assert err.code == "EndpointQuotaLimitExceeded"
+    assert err.message == "r-a:feed allows 0 relations and has 0"
+
+
+# ---- which refusal comes first ----------------------------------------------------------------
+
+
+async def test_an_existing_relation_is_refused_before_its_full_limit(domain: Domain) -> None:
+    await certificates_setup(domain)
+    rel = await domain.integrate("postgresql:certificates", "ca-one")
+
+    err = await refused(domain.integrate("ca-one", "postgresql:certificates", ghost={"x": "1"}))
+
+    assert err.code == "RelationAlreadyExists"
+    assert err.reply["error"]["details"]["relation_id"] == rel["id"]
+
+
+async def test_container_scope_is_refused_before_a_limit_and_foreign_settings(domain: Domain) -> None:
+    await domain.deploy("mysql")
+    await domain.deploy("corosync", metadata={"provides": {"ha": {"interface": "hacluster", "limit": 0}}})
+
+    err = await refused(domain.integrate("mysql", "corosync", ghost={"x": "1"}))
+
+    assert err.code == "ContainerScopeRequiresSubordinate"
+
+
+async def test_a_full_limit_is_refused_before_settings_for_a_third_application(domain: Domain) -> None:
+    await certificates_setup(domain)
+    await domain.integrate("postgresql:certificates", "ca-one")
+
+    err = await refused(domain.integrate("postgresql:certificates", "ca-two", ghost={"x": "1"}))
+
+    assert err.code == "EndpointQuotaLimitExceeded"
+
+
+async def test_the_first_named_missing_application_is_reported(domain: Domain) -> None:
+    await domain.deploy("wordpress")
+
+    err = await refused(domain.integrate("phantom", "ghost"))
+
+    assert err.reply["error"]["details"] == {"application": "phantom"}
+
+
+async def test_the_reply_is_the_relation_as_stored(domain: Domain) -> None:
+    await domain.deploy("wordpress", units=1)
+    await domain.deploy("mysql", units=1)
+
+    rel = await domain.integrate("mysql", "wordpress", mysql={"database": "wp"})
+
+    assert rel == await domain.run({"type": "get_relation", "relation": rel["id"]})
+
+
 # ---- initial settings -----------------------------------------------------------------------
 
 
