@@ -1,8 +1,9 @@
-"""One command, one transaction: dedupe, model lock (in the handler), handler, outbox, reply.
+"""One command, one transaction: dedupe, access and model lock, handler, outbox, reply.
 
 The reply is stored with the command id, so a redelivered command is answered from the store and
-changes nothing. A domain error rolls back to a savepoint and is stored as the reply too, so the
-same command always gets the same answer.
+changes nothing. A domain error is stored as the reply too, so the same command always gets the
+same answer: the attempt that refused is rolled back and the command applied again with its
+handler in a savepoint, which the common, successful path does not pay for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic_core import to_jsonable_python
 from contracts import errors
 from contracts.errors import RelationdError
 from contracts.events import routing_key
-from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, authorize
+from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, authorize, lookup
 from handlers import Outcome as HandlerOutcome
 
 SYSTEM = Actor.system()
@@ -106,33 +107,58 @@ async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor 
     sent again. Transient database errors propagate; the caller retries the whole call.
     """
     if cmd.read_only:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            try:
-                await authorize(conn, actor, cmd)
-                outcome = await _run(conn, cmd, actor)
-            except RelationdError as err:
-                return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
-            return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
-    try:
-        async with conn.transaction():
-            if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
-                return await _stored(conn, command_id, digest, cmd.type)
-            try:
-                await authorize(conn, actor, cmd)
-            except RelationdError as err:
-                raise _Denied(err) from None
-            try:
-                async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
+        with lookup.one_transaction():
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                try:
+                    await authorize(conn, actor, cmd)
                     outcome = await _run(conn, cmd, actor)
+                except RelationdError as err:
+                    return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
+                return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
+    try:
+        return await _write(conn, command_id, digest, cmd, actor, savepoint=False)
+    except _Refused:
+        # The handler refused, perhaps after writing: that attempt rolled back. Refusals are
+        # rare, so only now pay for a savepoint, which keeps the claim and the stored refusal.
+        return await _write(conn, command_id, digest, cmd, actor, savepoint=True)
+
+
+class _Refused(Exception):
+    """Leaves a transaction without a savepoint whose handler raised a domain error."""
+
+
+async def _write(
+    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor, *, savepoint: bool
+) -> Applied:
+    with lookup.one_transaction():
+        try:
+            async with conn.transaction():
+                if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
+                    return await _stored(conn, command_id, digest, cmd.type)
+                try:
+                    await authorize(conn, actor, cmd)
+                except RelationdError as err:
+                    raise _Denied(err) from None
+                if not savepoint:
+                    try:
+                        outcome = await _run(conn, cmd, actor)
+                    except RelationdError:
+                        raise _Refused from None
                     reply = ok_reply(command_id, cmd.type, outcome.result)
                     await finish(conn, outcome.changes, command_id, reply)
-            except RelationdError as err:
-                reply = error_reply(command_id, cmd.type, err)
-                await conn.execute(_STORE_REPLY, command_id, reply)
-                return Applied(reply, Disposition.refused)
-            return Applied(reply, Disposition.applied, len(outcome.changes))
-    except _Denied as denied:
-        return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
+                    return Applied(reply, Disposition.applied, len(outcome.changes))
+                try:
+                    async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
+                        outcome = await _run(conn, cmd, actor)
+                        reply = ok_reply(command_id, cmd.type, outcome.result)
+                        await finish(conn, outcome.changes, command_id, reply)
+                except RelationdError as err:
+                    reply = error_reply(command_id, cmd.type, err)
+                    await conn.execute(_STORE_REPLY, command_id, reply)
+                    return Applied(reply, Disposition.refused)
+                return Applied(reply, Disposition.applied, len(outcome.changes))
+        except _Denied as denied:
+            return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
 
 
 async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> Applied:

@@ -99,8 +99,8 @@ async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
         needed = AccessLevel.admin
     if needed is None or actor.superuser:
         return
-    model = await lookup.model(conn, cmd.model, lock=False)
-    level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], actor.user)
+    # A write takes the model lock here, which its handler then finds taken (lookup.model).
+    model, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=not cmd.read_only)
     if level_id is None or level_id < _LEVEL_ID[needed]:
         has = "no access" if level_id is None else f"{_LEVEL_NAME[level_id].value} access"
         raise errors.PermissionDenied(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from contracts import errors
@@ -15,6 +18,19 @@ ALIVE, DYING, DEAD = 0, 1, 2
 
 _MODEL_BY_UUID = "SELECT uuid, name FROM model WHERE uuid = $1::uuid"
 _MODEL_BY_NAME = "SELECT uuid, name FROM model WHERE name = $1"
+# The model and the acting user's level on it (NULL: no access), for the access check.
+_MODEL_ACCESS_COLUMNS = """
+SELECT m.uuid, m.name, a.level_id FROM model m
+LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = $2
+"""
+_MODEL_ACCESS_BY_UUID = _MODEL_ACCESS_COLUMNS + "WHERE m.uuid = $1::uuid"
+_MODEL_ACCESS_BY_NAME = _MODEL_ACCESS_COLUMNS + "WHERE m.name = $1"
+
+# Model rows this command's transaction has read already, by (connection, reference), with
+# whether they are locked: the access check's lookup then serves the handler's too.
+_SEEN: ContextVar[dict[tuple[int, str], tuple[Record, bool]] | None] = ContextVar(
+    "relationd_models_seen", default=None
+)
 
 _APPLICATION = """
 SELECT a.uuid, a.name, a.life_id, c.subordinate
@@ -57,18 +73,54 @@ ORDER BY position
 """
 
 
+@contextmanager
+def one_transaction() -> Iterator[None]:
+    """Scope of the model-row memo: one transaction (the caller opens one per attempt)."""
+    token = _SEEN.set({})
+    try:
+        yield
+    finally:
+        _SEEN.reset(token)
+
+
+def _remember(conn: Any, ref: str, row: Record, locked: bool) -> None:
+    seen = _SEEN.get()
+    if seen is not None:
+        seen[(id(conn), ref)] = (row, locked)
+
+
 async def model(conn: Any, ref: str, *, lock: bool) -> Record:
     """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
 
     Raises ModelNotFound.
     """
+    seen = _SEEN.get()
+    if seen is not None and (hit := seen.get((id(conn), ref))) is not None and (hit[1] or not lock):
+        return hit[0]
     query = _MODEL_BY_UUID if re.match(UUID_RE, ref) else _MODEL_BY_NAME
     if lock:
         query += " FOR NO KEY UPDATE"
     row = await conn.fetchrow(query, ref)
     if row is None:
         raise errors.ModelNotFound(f"model {ref!r} not found", model=ref)
+    _remember(conn, ref, row, lock)
     return row
+
+
+async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) -> tuple[Record, int | None]:
+    """The model (locked with ``lock``) and ``user``'s access level id on it, in one round trip.
+
+    Raises ModelNotFound.
+    """
+    query = _MODEL_ACCESS_BY_UUID if re.match(UUID_RE, ref) else _MODEL_ACCESS_BY_NAME
+    if lock:
+        query += " FOR NO KEY UPDATE OF m"
+    row = await conn.fetchrow(query, ref, user)
+    if row is None:
+        raise errors.ModelNotFound(f"model {ref!r} not found", model=ref)
+    _remember(conn, ref, row, lock)
+    level: int | None = row["level_id"]
+    return row, level
 
 
 async def application(conn: Any, model_uuid: str, name: str) -> Record:
