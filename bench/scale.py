@@ -230,8 +230,12 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             ["model", "relation_endpoint_uuid", "unit_name"],
         ),
         "settings: unit bag read": (bag.read_sql(), ["model", "relation_unit_uuid"]),
-        "settings: unit bag hash": (bag.hash_sql(), ["model", "relation_unit_uuid"]),
+        "settings: unit bag and hash": (bag.read_with_hash_sql(), ["model", "relation_unit_uuid"]),
         "settings: application bag read": (app_bag.read_sql(), ["model", "relation_endpoint_uuid"]),
+        "settings: application bag and hash": (
+            app_bag.read_with_hash_sql(),
+            ["model", "relation_endpoint_uuid"],
+        ),
         "leader of application": (lookup._LEADER_OF, ["model", "app_uuid"]),
         "events: next sequence": (
             "UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2",

@@ -64,25 +64,24 @@ class _Bag:
     def read_sql(self) -> str:
         return f"SELECT key, value FROM {self.settings} WHERE model_uuid = $1 AND {self.owner} = $2"
 
-    def hash_sql(self) -> str:
-        return f"SELECT sha256 FROM {self.hashes} WHERE model_uuid = $1 AND {self.owner} = $2"
-
-    def delete_sql(self) -> str:
+    def read_with_hash_sql(self) -> str:
+        """The bag as two arrays (NULL when empty) and its stored hash (NULL: none stored)."""
         return (
-            f"DELETE FROM {self.settings} "
-            f"WHERE model_uuid = $1 AND {self.owner} = $2 AND key = ANY($3::text[])"
+            "SELECT array_agg(s.key) AS keys, array_agg(s.value) AS vals, "
+            f"(SELECT h.sha256 FROM {self.hashes} h "
+            f"WHERE h.model_uuid = $1 AND h.{self.owner} = $2) AS sha256 "
+            f"FROM {self.settings} s WHERE s.model_uuid = $1 AND s.{self.owner} = $2"
         )
 
-    def upsert_sql(self) -> str:
+    def store_sql(self) -> str:
+        """Delete keys $3, upsert keys $4 with values $5 and store hash $6, in one statement."""
         return (
-            f"INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
-            "SELECT $1, $2, k, v FROM unnest($3::text[], $4::text[]) AS t(k, v) "
-            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value"
-        )
-
-    def set_hash_sql(self) -> str:
-        return (
-            f"INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) VALUES ($1, $2, $3) "
+            f"WITH removed AS (DELETE FROM {self.settings} "
+            f"WHERE model_uuid = $1 AND {self.owner} = $2 AND key = ANY($3::text[])), "
+            f"upserted AS (INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
+            "SELECT $1, $2, k, v FROM unnest($4::text[], $5::text[]) AS t(k, v) "
+            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value) "
+            f"INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) VALUES ($1, $2, $6) "
             f"ON CONFLICT (model_uuid, {self.owner}) DO UPDATE SET sha256 = EXCLUDED.sha256"
         )
 
@@ -106,14 +105,22 @@ async def write(
     update: dict[str, str],
     *,
     replace: bool = False,
+    new_owner: bool = False,
     what: str = "settings",
 ) -> Write:
     """Merge ``update`` into the bag (or replace the bag); store it only if its hash changes.
 
+    ``new_owner``: the owner was created in this transaction, so its bag is empty and unhashed.
     Raises PayloadTooLarge when the bag would exceed the configured size.
     """
-    current = await read(conn, bag, model_uuid, owner_uuid)
-    old_hash = await conn.fetchval(bag.hash_sql(), model_uuid, owner_uuid) or bag_hash(current)
+    if new_owner:
+        current: dict[str, str] = {}
+        stored = None
+    else:
+        row = await conn.fetchrow(bag.read_with_hash_sql(), model_uuid, owner_uuid)
+        current = dict(sorted(zip(row["keys"] or [], row["vals"] or [], strict=True)))
+        stored = row["sha256"]
+    old_hash = stored or bag_hash(current)
     new = merge({} if replace else current, update)
     new_hash = bag_hash(new)
     if new_hash == old_hash:
@@ -126,12 +133,10 @@ async def write(
             limit=MAX_BAG_BYTES,
         )
     removed = [k for k in current if k not in new]
-    if removed:
-        await conn.execute(bag.delete_sql(), model_uuid, owner_uuid, removed)
     upsert = {k: v for k, v in new.items() if current.get(k) != v}
-    if upsert:
-        await conn.execute(bag.upsert_sql(), model_uuid, owner_uuid, list(upsert), list(upsert.values()))
-    await conn.execute(bag.set_hash_sql(), model_uuid, owner_uuid, new_hash)
+    await conn.execute(
+        bag.store_sql(), model_uuid, owner_uuid, removed, list(upsert), list(upsert.values()), new_hash
+    )
     return Write(True, new_hash)
 
 
