@@ -40,11 +40,22 @@ async def _keep_session(conn: Any) -> None:
     """Give a connection back to the pool without asyncpg's reset query.
 
     relationd leaves no session state behind: its settings and advisory locks are
-    transaction-scoped and the outbox listener unlistens before it lets go of its connection.
+    transaction-scoped, and the outbox relay listens and leads on a connection of its own.
     asyncpg still rolls back a transaction left open. Spares the four-statement reset (advisory
     unlock, CLOSE ALL, UNLISTEN *, RESET ALL) on every acquire: 0.05-0.2 ms a command
     (bench/README.md).
     """
+
+
+async def connect(settings: Settings, *, server_settings: dict[str, str] | None = None) -> Any:
+    """One connection outside the pool, set up as the pool's are (TLS, codecs)."""
+    conn = await asyncpg.connect(dsn(settings), server_settings=server_settings, command_timeout=60)
+    try:
+        await init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
 
 
 async def create_pool(settings: Settings, *, wait: float | None = None) -> Any:

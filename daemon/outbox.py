@@ -1,10 +1,11 @@
 """The outbox relay: committed change events out to the events exchange, in order, at least once.
 
 An event row is pending (``published_at IS NULL``) until the broker confirms it, then published.
-One relay at a time across every daemon instance holds the relay lock for its batch, so each
-model's events leave in sequence order however many instances run. Woken by LISTEN/NOTIFY, with
-polling as the fallback. A crash between publish and mark republishes the batch: consumers
-deduplicate by event id.
+One relay at a time across every daemon instance publishes: the one whose own database session
+holds the relay lock, so each model's events leave in sequence order however many instances run;
+the others try for the lock at every poll and take over when the session that held it ends.
+Woken by LISTEN/NOTIFY on that session, with polling as the fallback. A crash between publish
+and mark republishes the batch: consumers deduplicate by event id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from contracts import topology
 from contracts.events import ChangeEvent
-from daemon import logs, metrics
+from daemon import database, logs, metrics
 from daemon.applier import OUTBOX_CHANNEL
 from daemon.broker import Broker
 from daemon.settings import Settings
@@ -24,7 +25,19 @@ from daemon.transient import backoff, is_transient
 log = logs.get("relationd.outbox")
 
 _RELAY_LOCK = 0x72656C6F  # "relo"
-_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+_TRY_LEAD = "SELECT pg_try_advisory_lock($1)"
+_RESIGN = "SELECT pg_advisory_unlock($1)"
+# The relay's own session. Its commits only mark events published, and a mark lost in a database
+# crash means those events go out again, which consumers already tolerate: no need to wait for
+# the WAL flush (a command's commit still does). Keepalives end a half-open session, and with it
+# the lead, within about half a minute of a lost network.
+RELAY_SESSION = {
+    "application_name": "relationd-relay",
+    "synchronous_commit": "off",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
 _PENDING = """
 SELECT event_id, model_uuid, seq, namespace, kind, routing_key, key, payload, command_id, created_at
 FROM change_event WHERE published_at IS NULL
@@ -56,14 +69,24 @@ class OutboxRelay:
         self._stop = asyncio.Event()
         self.backlog = 0
         self.lag = 0.0
+        self.leading = False
+        self._conn: Any = None
+        self._draining = asyncio.Lock()
         self._last_prune = 0.0
         self._last_measure = 0.0
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen())
         delays = backoff(0.1, 5.0)
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
+                self._conn = await database.connect(self.settings, server_settings=RELAY_SESSION)
+                await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            except Exception as exc:
+                log.warning("outbox relay cannot reach the database", error=str(exc) or type(exc).__name__)
+                await self._close()
+                await self._sleep(next(delays))
+                continue
+            while not self._stop.is_set() and not self._conn.is_closed():
                 self.wake.clear()
                 try:
                     await self.drain()
@@ -76,47 +99,70 @@ class OutboxRelay:
                     else:
                         log.warning("outbox relay paused", error=str(exc) or type(exc).__name__)
                     timeout = next(delays)
-                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
-        finally:
-            listener.cancel()
+                await self._sleep(timeout)
+            await self._close()
 
     def stop(self) -> None:
         self._stop.set()
 
+    async def _sleep(self, timeout: float) -> None:
+        """Until woken by a commit's notice, stopped, or ``timeout`` seconds passed."""
+        waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+
+    async def _close(self) -> None:
+        """End the relay's session, and with it the lead (the lock is the session's)."""
+        conn, self._conn, self.leading = self._conn, None, False
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:
+                conn.terminate()
+
     async def drain(self) -> int:
-        """Publish pending events, batch by batch, while this instance holds the relay lock."""
+        """Publish pending events, batch by batch, while this instance leads."""
+        async with self._draining:
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                return 0
+            if not self.broker.connected.is_set():
+                if self.leading:  # let an instance that has the broker relay meanwhile
+                    self.leading = False
+                    await conn.fetchval(_RESIGN, _RELAY_LOCK)
+                return 0
+            if not self.leading:
+                self.leading = bool(await conn.fetchval(_TRY_LEAD, _RELAY_LOCK))
+                if not self.leading:
+                    return 0  # another instance is relaying
+            return await self._publish_pending(conn)
+
+    async def _publish_pending(self, conn: Any) -> int:
         total = 0
         while True:
-            if not self.broker.connected.is_set():
+            rows = await conn.fetch(_PENDING, self.settings.outbox_batch)
+            if not rows:
                 return total
-            async with self.pool.acquire() as conn, conn.transaction():
-                if not await conn.fetchval(_TRY_LOCK, _RELAY_LOCK):
-                    return total  # another instance is relaying
-                rows = await conn.fetch(_PENDING, self.settings.outbox_batch)
-                if not rows:
-                    return total
-                # Publish in event-id order on one channel: the broker keeps that order.
-                publishes = [
-                    asyncio.create_task(
-                        self.broker.publish(
-                            topology.EVENTS_EXCHANGE,
-                            row["routing_key"],
-                            event_body(row),
-                            message_id=str(row["event_id"]),
-                        )
+            # Publish in event-id order on one channel: the broker keeps that order.
+            publishes = [
+                asyncio.create_task(
+                    self.broker.publish(
+                        topology.EVENTS_EXCHANGE,
+                        row["routing_key"],
+                        event_body(row),
+                        message_id=str(row["event_id"]),
                     )
-                    for row in rows
-                ]
-                await asyncio.gather(*publishes)
-                await conn.execute(_MARK_PUBLISHED, [r["event_id"] for r in rows])
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*publishes)
+            await conn.execute(_MARK_PUBLISHED, [r["event_id"] for r in rows])
             metrics.EVENTS_PUBLISHED.inc(len(rows))
             total += len(rows)
             if len(rows) < self.settings.outbox_batch:
                 # That was all there was. Events committed since then notify, and the notice wakes
-                # the relay again: no need for one more (empty) transaction to find out.
+                # the relay again: no need for one more (empty) query to find out.
                 return total
 
     async def flush(self, within: float) -> bool:
@@ -156,24 +202,3 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self.wake.set()
-
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection; if it drops, polling carries on until it is back."""
-        delays = backoff(0.5, 10.0)
-        while not self._stop.is_set():
-            try:
-                async with self.pool.acquire() as conn:
-                    await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
-                    delays = backoff(0.5, 10.0)
-                    try:
-                        while not self._stop.is_set() and not conn.is_closed():
-                            await asyncio.sleep(1)
-                            await conn.execute("SELECT 1")
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox listener lost", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(next(delays))
