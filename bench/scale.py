@@ -202,7 +202,17 @@ def _renumber(sql: str, used: list[int]) -> str:
 # from a sample in the loaded model. Taken from handlers/ and daemon/ verbatim where possible.
 def hot_queries() -> dict[str, tuple[str, list[str]]]:
     from daemon import applier, outbox
-    from handlers import access, integrate, lifecycle, lookup, relation_rows, scope, settings, settings_bag
+    from handlers import (
+        access,
+        integrate,
+        lifecycle,
+        lookup,
+        relation_rows,
+        scope,
+        settings,
+        settings_bag,
+        unit_in_relation,
+    )
 
     bag = settings_bag.UNIT_BAG
     app_bag = settings_bag.APPLICATION_BAG
@@ -223,8 +233,11 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
         ),
         "next relation id": (relation_rows._NEXT_RELATION_ID, ["model"]),
         "units in scope": (relation_rows._UNITS_IN_SCOPE, ["model", "relation_uuid"]),
+        "unit in relation (scope, settings writes)": (
+            unit_in_relation._BY_ID,
+            ["model", "relation_id", "unit_name"],
+        ),
         "scope: relation unit": (scope._RELATION_UNIT, ["model", "relation_endpoint_uuid", "unit_uuid"]),
-        "scope: joined on first entry": (scope._JOINED_ON_FIRST_ENTRY, ["model", "relation_uuid"]),
         "settings: relation unit by unit name": (
             settings._RELATION_UNIT,
             ["model", "relation_endpoint_uuid", "unit_name"],

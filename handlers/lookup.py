@@ -135,8 +135,12 @@ async def unit(conn: Any, model_uuid: str, name: str) -> Record:
     """Raises UnitNotFound."""
     row = await conn.fetchrow(_UNIT, model_uuid, name)
     if row is None:
-        raise errors.UnitNotFound(f"unit {name!r} not found", unit=name)
+        raise unit_not_found(name)
     return row
+
+
+def unit_not_found(name: str) -> errors.RelationdError:
+    return errors.UnitNotFound(f"unit {name!r} not found", unit=name)
 
 
 async def relation(conn: Any, model_uuid: str, ref: int | str) -> Record:
@@ -146,8 +150,12 @@ async def relation(conn: Any, model_uuid: str, ref: int | str) -> Record:
     else:
         row = await conn.fetchrow(_RELATION_BY_UUID, model_uuid, ref)
     if row is None:
-        raise errors.RelationNotFound(f"relation {ref} not found", relation=ref)
+        raise relation_not_found(ref)
     return row
+
+
+def relation_not_found(ref: int | str) -> errors.RelationdError:
+    return errors.RelationNotFound(f"relation {ref} not found", relation=ref)
 
 
 async def relation_endpoints(conn: Any, model_uuid: str, relation_uuid: str) -> list[Record]:
@@ -179,7 +187,11 @@ async def leader_of(conn: Any, model_uuid: str, application_uuid: str) -> str | 
 
 async def require_leader(conn: Any, model_uuid: str, unit_row: Record, action: str) -> None:
     """Raises NotLeader unless the unit leads its application."""
-    leader = await leader_of(conn, model_uuid, unit_row["application_uuid"])
+    check_leader(unit_row, await leader_of(conn, model_uuid, unit_row["application_uuid"]), action)
+
+
+def check_leader(unit_row: Record, leader: str | None, action: str) -> None:
+    """Raises NotLeader unless the unit is ``leader``, its application's leader (None: none)."""
     if leader != unit_row["name"]:
         raise errors.NotLeader(
             f"unit {unit_row['name']!r} cannot {action}: it is not the leader of "

@@ -8,7 +8,7 @@ from typing import Any
 from contracts import errors
 from contracts.commands import EnterScope, LeaveScope, RelationUnits
 from contracts.replies import ScopeResult
-from handlers import changes, lifecycle, lookup, settings_bag
+from handlers import changes, lifecycle, lookup, settings_bag, unit_in_relation
 from handlers.applications import add_subordinate_unit
 from handlers.outcome import Change, Outcome
 from handlers.relation_rows import units_in_scope
@@ -19,23 +19,20 @@ _RELATION_UNIT = """
 SELECT uuid FROM relation_unit
 WHERE model_uuid = $1 AND relation_endpoint_uuid = $2 AND unit_uuid = $3
 """
-_INSERT_RELATION_UNIT = """
-INSERT INTO relation_unit (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
-VALUES ($1, $2, $3, $4, $5)
-"""
 _DELETE_RELATION_UNIT = "DELETE FROM relation_unit WHERE model_uuid = $1 AND uuid = $2"
 _SUBORDINATE_OF = """
 SELECT uuid, name, life_id FROM unit
 WHERE model_uuid = $1 AND application_uuid = $2 AND principal_uuid = $3
 """
-_PRINCIPAL_APPLICATION = """
-SELECT a.name FROM unit u
-JOIN application a ON a.model_uuid = u.model_uuid AND a.uuid = u.application_uuid
-WHERE u.model_uuid = $1 AND u.uuid = $2
-"""
-_JOINED_ON_FIRST_ENTRY = """
+# The unit enters; the first to enter moves the relation from joining to joined (its message
+# returned; no row: it had moved already).
+_ENTER = """
+WITH entered AS (
+    INSERT INTO relation_unit (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
+    VALUES ($1, $2, $3, $4, $5)
+)
 UPDATE relation_status SET status_type_id = 1, updated_at = now()
-WHERE model_uuid = $1 AND relation_uuid = $2 AND status_type_id = 0
+WHERE model_uuid = $1 AND relation_uuid = $6 AND status_type_id = 0
 RETURNING message
 """
 
@@ -53,8 +50,8 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
     """
     model = await lookup.model(conn, cmd.model, lock=True)
     m = model["uuid"]
-    rel = await lookup.relation(conn, m, cmd.relation)
-    unit = await lookup.unit(conn, m, cmd.unit)
+    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    rel, unit, endpoints = found.relation, found.unit, found.endpoints
     for what, life in (("relation", rel["life_id"]), ("unit", unit["life_id"])):
         if life != lookup.ALIVE:
             raise errors.CannotEnterScopeNotAlive(
@@ -63,14 +60,13 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
                 unit=cmd.unit,
                 relation_id=rel["relation_id"],
             )
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
     mine = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
     other = next((e for e in endpoints if e is not mine), None)
     out: list[Change] = []
     created: list[str] = []
     if rel["scope"] == "container" and other is not None:
         if unit["subordinate"]:
-            await _check_subordinate_placement(conn, m, unit, other, rel)
+            _check_subordinate_placement(unit, other, rel)
         elif other["subordinate"]:
             sub = await conn.fetchrow(_SUBORDINATE_OF, m, other["application_uuid"], unit["uuid"])
             if sub is None:
@@ -86,19 +82,20 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
                     unit=cmd.unit,
                     subordinate=sub["name"],
                 )
-    ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine["relation_endpoint_uuid"], unit["uuid"])
-    if ru_uuid is None:
+    ru_uuid = mine["relation_unit_uuid"]
+    entering = ru_uuid is None
+    if entering:
         ru_uuid = str(uuid.uuid4())
-        await conn.execute(
-            _INSERT_RELATION_UNIT,
+        message = await conn.fetchval(
+            _ENTER,
             m,
             ru_uuid,
             mine["relation_endpoint_uuid"],
             unit["application_uuid"],
             unit["uuid"],
+            rel["uuid"],
         )
         out.append(changes.relation_unit(m, rel, cmd.unit, "entered", mine["endpoint_name"]))
-        message = await conn.fetchval(_JOINED_ON_FIRST_ENTRY, m, rel["uuid"])
         if message is not None:
             out.append(changes.relation_status(m, rel, "joined", message))
     if cmd.settings is not None:
@@ -109,6 +106,7 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
             ru_uuid,
             cmd.settings,
             replace=True,
+            new_owner=entering,
             what=f"settings of {cmd.unit} in relation {rel['relation_id']}",
         )
         if write.changed:
@@ -117,16 +115,11 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
     return Outcome(result, out)
 
 
-async def _check_subordinate_placement(
-    conn: Any, model_uuid: str, unit: Record, other: Record, rel: Record
-) -> None:
+def _check_subordinate_placement(unit: Record, other: Record, rel: Record) -> None:
     """A subordinate unit enters a container relation only beside its principal's application."""
     if other["subordinate"]:
         return
-    principal_app = None
-    if unit["principal_uuid"] is not None:
-        principal_app = await conn.fetchval(_PRINCIPAL_APPLICATION, model_uuid, unit["principal_uuid"])
-    if principal_app != other["application_name"]:
+    if unit["principal_application"] != other["application_name"]:
         raise errors.PotentialRelationUnitNotValid(
             f"subordinate unit {unit['name']!r} cannot enter container-scoped relation "
             f"{rel['relation_id']} ({rel['key']}): its principal is not a unit of "

@@ -13,7 +13,7 @@ from contracts.commands import (
 )
 from contracts.names import unit_application
 from contracts.replies import SettingsResult
-from handlers import changes, lookup, settings_bag
+from handlers import changes, lookup, settings_bag, unit_in_relation
 from handlers.outcome import Outcome
 
 Record = Any
@@ -28,13 +28,18 @@ WHERE ru.model_uuid = $1 AND ru.relation_endpoint_uuid = $2 AND u.name = $3
 async def _relation_unit(conn: Any, model_uuid: str, rel: Record, ep: Record, unit: str) -> str:
     """Raises RelationUnitNotFound when the unit is not in the relation's scope."""
     ru: str | None = await conn.fetchval(_RELATION_UNIT, model_uuid, ep["relation_endpoint_uuid"], unit)
-    if ru is None:
+    return _in_scope(rel, ru, unit)
+
+
+def _in_scope(rel: Record, relation_unit_uuid: str | None, unit: str) -> str:
+    """The unit's scope row. Raises RelationUnitNotFound when there is none (not in scope)."""
+    if relation_unit_uuid is None:
         raise errors.RelationUnitNotFound(
             f"unit {unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']})",
             unit=unit,
             relation_id=rel["relation_id"],
         )
-    return ru
+    return relation_unit_uuid
 
 
 async def set_unit_settings(conn: Any, cmd: SetUnitSettings) -> Outcome:
@@ -45,11 +50,10 @@ async def set_unit_settings(conn: Any, cmd: SetUnitSettings) -> Outcome:
     """
     model = await lookup.model(conn, cmd.model, lock=True)
     m = model["uuid"]
-    rel = await lookup.relation(conn, m, cmd.relation)
-    await lookup.unit(conn, m, cmd.unit)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
-    ep = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
-    ru = await _relation_unit(conn, m, rel, ep, cmd.unit)
+    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    rel = found.relation
+    ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
+    ru = _in_scope(rel, ep["relation_unit_uuid"], cmd.unit)
     write = await settings_bag.write(
         conn,
         settings_bag.UNIT_BAG,
@@ -70,11 +74,10 @@ async def set_application_settings(conn: Any, cmd: SetApplicationSettings) -> Ou
     """
     model = await lookup.model(conn, cmd.model, lock=True)
     m = model["uuid"]
-    rel = await lookup.relation(conn, m, cmd.relation)
-    unit = await lookup.unit(conn, m, cmd.unit)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
-    ep = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
-    await lookup.require_leader(conn, m, unit, "write application settings")
+    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    rel = found.relation
+    ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
+    lookup.check_leader(found.unit, found.unit["leader"], "write application settings")
     write = await settings_bag.write(
         conn,
         settings_bag.APPLICATION_BAG,
