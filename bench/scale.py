@@ -217,6 +217,10 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
     bag = settings_bag.UNIT_BAG
     app_bag = settings_bag.APPLICATION_BAG
     return {
+        "write: claim, model lock, access level": (
+            applier._CLAIM_LOCKING_MODEL_BY_NAME,
+            ["model_name", "user", "command_id", "command_type", "digest"],
+        ),
         "model by name (lock)": (lookup._MODEL_BY_NAME + " FOR NO KEY UPDATE", ["model_name"]),
         "application by name": (lookup._APPLICATION, ["model", "app_name"]),
         "unit by name": (lookup._UNIT, ["model", "unit_name"]),
@@ -304,6 +308,8 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         relation_key=row["key"],
         one=1,
         command_id="no-such-command",
+        command_type="integrate",
+        digest="0" * 64,
         batch=500,
         user="guest",
     )

@@ -9,6 +9,7 @@ handler in a savepoint, which the common, successful path does not pay for.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,7 +19,8 @@ from pydantic_core import to_jsonable_python
 from contracts import errors
 from contracts.errors import RelationdError
 from contracts.events import routing_key
-from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, authorize, lookup
+from contracts.names import UUID_RE
+from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, access, authorize, lookup
 from handlers import Outcome as HandlerOutcome
 
 SYSTEM = Actor.system()
@@ -30,6 +32,24 @@ INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($1
 ON CONFLICT (command_id) DO NOTHING
 RETURNING command_id
 """
+# The opening of a write that needs access to a model, in one round trip: claim the command id,
+# lock the model and read the acting user's level on it. Always one row; a claim taken for a
+# command that is then refused is rolled back with the rest.
+_CLAIM_LOCKING_MODEL = """
+WITH claim AS (
+    INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($3, $4, $5)
+    ON CONFLICT (command_id) DO NOTHING
+    RETURNING command_id
+), m AS (
+    SELECT uuid, name FROM model WHERE {model_matches} FOR NO KEY UPDATE
+)
+SELECT EXISTS (SELECT FROM claim) AS claimed, m.uuid, m.name, a.level_id
+FROM (SELECT) AS one
+LEFT JOIN m ON true
+LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = $2
+"""
+_CLAIM_LOCKING_MODEL_BY_NAME = _CLAIM_LOCKING_MODEL.format(model_matches="name = $1")
+_CLAIM_LOCKING_MODEL_BY_UUID = _CLAIM_LOCKING_MODEL.format(model_matches="uuid = $1::uuid")
 _STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # The end of a command that changed its model, in one round trip: number its events (gapless per
@@ -133,12 +153,8 @@ async def _write(
     with lookup.one_transaction():
         try:
             async with conn.transaction():
-                if await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is None:
+                if not await _claim_and_authorize(conn, command_id, digest, cmd, actor):
                     return await _stored(conn, command_id, digest, cmd.type)
-                try:
-                    await authorize(conn, actor, cmd)
-                except RelationdError as err:
-                    raise _Denied(err) from None
                 if not savepoint:
                     try:
                         outcome = await _run(conn, cmd, actor)
@@ -159,6 +175,26 @@ async def _write(
                 return Applied(reply, Disposition.applied, len(outcome.changes))
         except _Denied as denied:
             return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
+
+
+async def _claim_and_authorize(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor) -> bool:
+    """Claim the command id; False when it was claimed before (a duplicate, answered from the
+    store whatever the actor may do now). Raises _Denied when the actor may not send ``cmd``."""
+    needed = access.level_to_check(actor, cmd)
+    if needed is None:
+        return await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is not None
+    query = _CLAIM_LOCKING_MODEL_BY_UUID if re.match(UUID_RE, cmd.model) else _CLAIM_LOCKING_MODEL_BY_NAME
+    row = await conn.fetchrow(query, cmd.model, actor.user, command_id, cmd.type, digest)
+    if not row["claimed"]:
+        return False
+    if row["uuid"] is None:
+        raise _Denied(lookup.model_not_found(cmd.model))
+    lookup.remember_model(conn, cmd.model, row, locked=True)
+    try:
+        access.check(actor, cmd, needed, row, row["level_id"])
+    except RelationdError as err:
+        raise _Denied(err) from None
+    return True
 
 
 async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> Applied:

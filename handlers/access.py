@@ -89,18 +89,16 @@ def required_level(cmd: Any) -> AccessLevel | None:
     return AccessLevel.read if cmd.read_only else AccessLevel.write
 
 
-async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
-    """Raises PermissionDenied (naming user, model and level) unless the actor may send cmd.
-
-    Also ModelNotFound, and for list_access on one model, admin is required.
-    """
+def level_to_check(actor: Actor, cmd: Any) -> AccessLevel | None:
+    """The level ``actor`` needs on ``cmd``'s model; None when nothing is to be checked."""
     needed = required_level(cmd)
     if cmd.type == "list_access" and cmd.model is not None:
         needed = AccessLevel.admin
-    if needed is None or actor.superuser:
-        return
-    # A write takes the model lock here, which its handler then finds taken (lookup.model).
-    model, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=not cmd.read_only)
+    return None if actor.superuser else needed
+
+
+def check(actor: Actor, cmd: Any, needed: AccessLevel, model: Any, level_id: int | None) -> None:
+    """Raises PermissionDenied, naming user, model and level, unless ``level_id`` suffices."""
     if level_id is None or level_id < _LEVEL_ID[needed]:
         has = "no access" if level_id is None else f"{_LEVEL_NAME[level_id].value} access"
         raise errors.PermissionDenied(
@@ -110,6 +108,19 @@ async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
             model=model["name"],
             needed=needed.value,
         )
+
+
+async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
+    """Raises PermissionDenied (naming user, model and level) unless the actor may send cmd.
+
+    Also ModelNotFound, and for list_access on one model, admin is required.
+    """
+    needed = level_to_check(actor, cmd)
+    if needed is None:
+        return
+    # A write takes the model lock here, which its handler then finds taken (lookup.model).
+    model, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=not cmd.read_only)
+    check(actor, cmd, needed, model, level_id)
 
 
 async def grant_creator(conn: Any, actor: Actor, model_uuid: str) -> None:

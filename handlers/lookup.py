@@ -83,10 +83,20 @@ def one_transaction() -> Iterator[None]:
         _SEEN.reset(token)
 
 
+def remember_model(conn: Any, ref: str, row: Record, *, locked: bool) -> None:
+    """Record a model row read (and with ``locked``, locked) by another statement of this
+    transaction, so that the handler's lookup.model finds it."""
+    _remember(conn, ref, row, locked)
+
+
 def _remember(conn: Any, ref: str, row: Record, locked: bool) -> None:
     seen = _SEEN.get()
     if seen is not None:
         seen[(id(conn), ref)] = (row, locked)
+
+
+def model_not_found(ref: str) -> errors.RelationdError:
+    return errors.ModelNotFound(f"model {ref!r} not found", model=ref)
 
 
 async def model(conn: Any, ref: str, *, lock: bool) -> Record:
@@ -102,7 +112,7 @@ async def model(conn: Any, ref: str, *, lock: bool) -> Record:
         query += " FOR NO KEY UPDATE"
     row = await conn.fetchrow(query, ref)
     if row is None:
-        raise errors.ModelNotFound(f"model {ref!r} not found", model=ref)
+        raise model_not_found(ref)
     _remember(conn, ref, row, lock)
     return row
 
@@ -117,7 +127,7 @@ async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) 
         query += " FOR NO KEY UPDATE OF m"
     row = await conn.fetchrow(query, ref, user)
     if row is None:
-        raise errors.ModelNotFound(f"model {ref!r} not found", model=ref)
+        raise model_not_found(ref)
     _remember(conn, ref, row, lock)
     level: int | None = row["level_id"]
     return row, level

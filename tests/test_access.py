@@ -170,6 +170,31 @@ async def test_superuser_may_do_everything(site: dict[str, Any]) -> None:
         await site["clients"]["alice"].call({"type": "list_applications", "model": model})
 
 
+async def test_a_resent_command_gets_its_stored_answer_even_when_its_model_is_gone(
+    site: dict[str, Any],
+) -> None:
+    """The claim of the command id comes before the model and access check: resending an admin's
+    remove_model returns its first reply, not ModelNotFound; a command refused for a missing
+    model stores nothing, so the same id works once the model exists."""
+    model = await _model_of(site)
+    alice: RelationClient = site["clients"]["alice"]
+    remove = str(uuid.uuid4())
+    first = await alice.send({"type": "remove_model", "model": model}, command_id=remove)
+    again = await alice.send({"type": "remove_model", "model": model}, command_id=remove)
+    assert first is not None and first["ok"] and again == first
+    missing = f"acl-{uuid.uuid4().hex[:8]}"
+    early = str(uuid.uuid4())
+    with pytest.raises(errors.ModelNotFound):
+        await alice.call({"type": "list_applications", "model": missing})
+    refused = await alice.send({"type": "add_units", "model": missing, "application": "a"}, command_id=early)
+    assert refused is not None and refused["error"]["code"] == "ModelNotFound"
+    await alice.call({"type": "create_model", "name": missing})
+    await alice.call({"type": "deploy", "model": missing, "application": "a", "charm": {"name": "a"}})
+    retried = await alice.send({"type": "add_units", "model": missing, "application": "a"}, command_id=early)
+    assert retried is not None and retried["ok"], retried
+    assert retried["result"]["units"] == ["a/0"]
+
+
 async def test_leader_rules_still_apply_under_write_access(site: dict[str, Any]) -> None:
     model = await _model_of(site)
     alice = site["clients"]["alice"]
