@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="relationd variants run beside relationd: info-log, no-uvloop",
+        help="relationd variants run beside relationd: info-log, no-uvloop, pooled-relay",
     )
     p.add_argument("--no-uvloop", action="store_true", help="every contender on asyncio's default loop")
     p.add_argument("--models", type=int, help="models the load is spread over")
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 VARIANTS: dict[str, dict[str, Any]] = {
     "info-log": {"relationd_env": {"RELATIOND_LOG_LEVEL": "info"}},
     "no-uvloop": {"uvloop": False},
-    "old-relay": {"relationd_env": {"BENCH_OLD_RELAY": "1"}},
+    "pooled-relay": {"relationd_env": {"BENCH_POOLED_RELAY": "1"}},
 }
 
 

@@ -4,8 +4,8 @@ The bench runs the daemon through this module to compare a change with the daemo
 before the change is wired into the daemon itself:
 
   BENCH_UVLOOP=0          asyncio's default loop (the CLI switches to uvloop when installed)
-  BENCH_OLD_RELAY=1       the outbox relay as it was before it stopped after a short batch and
-                          measured its backlog at most once a second
+  BENCH_POOLED_RELAY=1    the outbox relay as it was before it led on a database session of
+                          its own (a transaction per batch on a pooled connection)
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from daemon import cli
 def main() -> None:
     if os.environ.get("BENCH_UVLOOP", "1") == "0":
         cli._loop_policy = lambda: None
-    if os.environ.get("BENCH_OLD_RELAY") == "1":
-        _old_relay()
+    if os.environ.get("BENCH_POOLED_RELAY") == "1":
+        _pooled_relay()
     cli.main()
 
 
-def _old_relay() -> None:
+def _pooled_relay() -> None:
+    """The relay as it was before it led on a session of its own: each batch a transaction on
+    a pooled connection (BEGIN, try the transaction-scoped lock, read, publish, mark, COMMIT,
+    waiting for the WAL flush)."""
     import asyncio
 
     from contracts import topology
     from daemon import metrics, outbox
+
+    try_lock = "SELECT pg_try_advisory_xact_lock($1)"
 
     async def drain(self):  # type: ignore[no-untyped-def]
         total = 0
@@ -35,7 +40,7 @@ def _old_relay() -> None:
             if not self.broker.connected.is_set():
                 return total
             async with self.pool.acquire() as conn, conn.transaction():
-                if not await conn.fetchval(outbox._TRY_LOCK, outbox._RELAY_LOCK):
+                if not await conn.fetchval(try_lock, outbox._RELAY_LOCK):
                     return total
                 rows = await conn.fetch(outbox._PENDING, self.settings.outbox_batch)
                 if not rows:
@@ -54,15 +59,10 @@ def _old_relay() -> None:
                 await conn.execute(outbox._MARK_PUBLISHED, [r["event_id"] for r in rows])
             metrics.EVENTS_PUBLISHED.inc(len(rows))
             total += len(rows)
-
-    housekeeping = outbox.OutboxRelay._housekeeping
-
-    async def every_time(self):  # type: ignore[no-untyped-def]
-        self._last_measure = 0.0
-        await housekeeping(self)
+            if len(rows) < self.settings.outbox_batch:
+                return total
 
     outbox.OutboxRelay.drain = drain  # type: ignore[method-assign]
-    outbox.OutboxRelay._housekeeping = every_time  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
