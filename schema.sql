@@ -284,7 +284,7 @@ CREATE TABLE IF NOT EXISTS relation_application_settings_hash (
 
 -- ---- change events (outbox and replay log) and processed commands ----------------------------
 
--- pending (published_at IS NULL) -> published. event_id only grows; seq is gapless per model.
+-- The replay log: event_id only grows; seq is gapless per model. Rows are never updated.
 CREATE TABLE IF NOT EXISTS change_event (
     event_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- No foreign key: the log outlives a removed model, so its last events still go out.
@@ -297,11 +297,28 @@ CREATE TABLE IF NOT EXISTS change_event (
     payload       jsonb NOT NULL DEFAULT '{}',
     command_id    text,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    published_at  timestamptz,
     UNIQUE (model_uuid, seq)
 );
-CREATE INDEX IF NOT EXISTS change_event_pending ON change_event (event_id)
-    WHERE published_at IS NULL;
+
+-- The outbox: the events not yet confirmed by the broker. A row is inserted with its event and
+-- deleted once published, so the relay's queue stays small and marking an event published
+-- neither rewrites the event nor touches the log's indexes.
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id  bigint PRIMARY KEY REFERENCES change_event (event_id) ON DELETE CASCADE
+);
+
+-- Schema 2 kept the outbox in change_event.published_at: its pending events move to the outbox.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'change_event'
+                 AND column_name = 'published_at') THEN
+        INSERT INTO outbox (event_id)
+        SELECT event_id FROM change_event WHERE published_at IS NULL
+        ON CONFLICT (event_id) DO NOTHING;
+        ALTER TABLE change_event DROP COLUMN published_at;  -- and its partial index with it
+    END IF;
+END $$;
 ALTER TABLE change_event DROP CONSTRAINT IF EXISTS change_event_model_uuid_fkey;
 
 -- One row per applied command id: dedupe and the stored reply for redeliveries.
@@ -553,4 +570,4 @@ DROP TRIGGER IF EXISTS model_event_sequence_forward ON model_event_sequence;
 CREATE TRIGGER model_event_sequence_forward BEFORE UPDATE ON model_event_sequence
     FOR EACH ROW EXECUTE FUNCTION sequence_forward_check();
 
-INSERT INTO schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;

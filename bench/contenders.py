@@ -69,7 +69,7 @@ class Running:
             return 0.0
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            pending = await self.pool.fetchval("SELECT count(*) FROM change_event WHERE published_at IS NULL")
+            pending = await self.pool.fetchval("SELECT count(*) FROM outbox")
             if pending == 0:
                 break
             await asyncio.sleep(0.1)

@@ -150,11 +150,11 @@ _LOAD = [
     FROM bl_rel
     """,
     """
-    INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, published_at)
+    INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload)
     SELECT model_uuid, seq, 'relation', 'created', model_uuid::text || '.relation.' || relation_id,
            jsonb_build_object('relation_uuid', uuid, 'relation_id', relation_id,
                               'key', req_name || ':db ' || prov_name || ':db'),
-           '{"life": "alive", "status": "joined"}', now()
+           '{"life": "alive", "status": "joined"}'
     FROM bl_rel
     """,
     """

@@ -53,8 +53,8 @@ _CLAIM_LOCKING_MODEL_BY_UUID = _CLAIM_LOCKING_MODEL.format(model_matches="uuid =
 _STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # The end of a command that changed its model, in one round trip: number its events (gapless per
-# model), insert them, store the reply and wake the outbox relay. A model removed in this
-# transaction has no sequence row left, so its log goes on from the last seq.
+# model), insert them into the log and the outbox, store the reply and wake the outbox relay. A
+# model removed in this transaction has no sequence row left, so its log goes on from the last seq.
 _FINISH = """
 WITH seq AS (
     UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2 AS first
@@ -66,6 +66,9 @@ WITH seq AS (
     SELECT $1, base.first + t.o, t.n, t.k, t.r, t.kj, t.pj, $8
     FROM base, unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
                WITH ORDINALITY AS t(n, k, r, kj, pj, o)
+    RETURNING event_id
+), pending AS (
+    INSERT INTO outbox (event_id) SELECT event_id FROM events
 ), stored AS (
     UPDATE processed_command SET reply = $9 WHERE command_id = $8
 )

@@ -1,6 +1,7 @@
 """The outbox relay: committed change events out to the events exchange, in order, at least once.
 
-An event row is pending (``published_at IS NULL``) until the broker confirms it, then published.
+An event is pending while its id is in the ``outbox`` table; the relay deletes it from there once
+the broker confirms it (the event stays in ``change_event``, the replay log).
 One relay at a time across every daemon instance publishes: the one whose own database session
 holds the relay lock, so each model's events leave in sequence order however many instances run;
 the others try for the lock at every poll and take over when the session that held it ends.
@@ -38,16 +39,26 @@ RELAY_SESSION = {
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
 }
+# The first ids of the outbox, then their events by primary key: a join would let the planner
+# merge-scan the whole log up to the first pending event.
 _PENDING = """
 SELECT event_id, model_uuid, seq, namespace, kind, routing_key, key, payload, command_id, created_at
-FROM change_event WHERE published_at IS NULL
+FROM change_event
+WHERE event_id = ANY (ARRAY(SELECT event_id FROM outbox ORDER BY event_id LIMIT $1))
 ORDER BY event_id
-LIMIT $1
 """
-_MARK_PUBLISHED = "UPDATE change_event SET published_at = now() WHERE event_id = ANY($1::bigint[])"
+_MARK_PUBLISHED = "DELETE FROM outbox WHERE event_id = ANY($1::bigint[])"
+# Every published event leaves a dead row in the outbox; until a vacuum removes them, each read
+# of the outbox steps over them all, and autovacuum visits a database only once a minute.
+_VACUUM = "VACUUM outbox"
+_VACUUM_AFTER_ROWS = 1000
+_VACUUM_AFTER_SECONDS = 10.0
 _BACKLOG = """
-SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
-FROM change_event WHERE published_at IS NULL
+SELECT count(*) AS n,
+       COALESCE(EXTRACT(EPOCH FROM now() - (
+           SELECT created_at FROM change_event WHERE event_id = (SELECT min(event_id) FROM outbox)
+       )), 0)::float8 AS lag
+FROM outbox
 """
 _PRUNE_COMMANDS = """
 DELETE FROM processed_command WHERE processed_at < now() - make_interval(secs => $1)
@@ -74,6 +85,8 @@ class OutboxRelay:
         self._draining = asyncio.Lock()
         self._last_prune = 0.0
         self._last_measure = 0.0
+        self._deleted = 0
+        self._last_vacuum = 0.0
 
     async def run(self) -> None:
         delays = backoff(0.1, 5.0)
@@ -136,7 +149,19 @@ class OutboxRelay:
                 self.leading = bool(await conn.fetchval(_TRY_LEAD, _RELAY_LOCK))
                 if not self.leading:
                     return 0  # another instance is relaying
-            return await self._publish_pending(conn)
+            published = await self._publish_pending(conn)
+            await self._vacuum(conn)
+            return published
+
+    async def _vacuum(self, conn: Any) -> None:
+        """Vacuum the outbox after many deletes, or some while after a few. While a big backlog
+        drains, wait for more: a vacuum reads all of the outbox's index."""
+        now = time.monotonic()
+        if self._deleted >= max(_VACUUM_AFTER_ROWS, self.backlog // 5) or (
+            self._deleted and now - self._last_vacuum >= _VACUUM_AFTER_SECONDS
+        ):
+            await conn.execute(_VACUUM)
+            self._deleted, self._last_vacuum = 0, now
 
     async def _publish_pending(self, conn: Any) -> int:
         total = 0
@@ -158,6 +183,7 @@ class OutboxRelay:
             ]
             await asyncio.gather(*publishes)
             await conn.execute(_MARK_PUBLISHED, [r["event_id"] for r in rows])
+            self._deleted += len(rows)
             metrics.EVENTS_PUBLISHED.inc(len(rows))
             total += len(rows)
             if len(rows) < self.settings.outbox_batch:

@@ -659,7 +659,8 @@ async def verify_run(
             )
         )
         db_events = await conn.fetch(
-            "SELECT event_id, model_uuid, seq, published_at IS NOT NULL AS published FROM change_event"
+            "SELECT e.event_id, e.model_uuid, e.seq, o.event_id IS NULL AS published FROM change_event e "
+            "LEFT JOIN outbox o ON o.event_id = e.event_id"
         )
     finally:
         await conn.close()

@@ -77,3 +77,31 @@ async def test_the_lead_passes_to_the_other_instance_when_the_leader_is_killed(
         if first.proc is not None and first.proc.poll() is None:
             first.kill()
         assert await asyncio.to_thread(second.terminate) == 0, second.log()
+
+
+async def test_the_relay_vacuums_the_outbox_it_deletes_from(
+    own_vhost: str, own_database: str, tmp_path: Path
+) -> None:
+    """Published events are deleted from the outbox; the relay vacuums it rather than leave every
+    read stepping over the dead rows until autovacuum comes by (once a minute at best)."""
+    daemon = DaemonProcess(own_vhost, own_database, tmp_path)
+    daemon.start()
+    await daemon.wait_ready()
+    client = await RelationClient.connect(own_vhost, timeout=30)
+    conn = await asyncpg.connect(own_database)
+    try:
+        assert (
+            await conn.fetchval("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'") == 0
+        )
+        await client.call({"type": "create_model", "name": f"vac-{uuid.uuid4().hex[:8]}"})
+        deadline = time.monotonic() + 15
+        while not await conn.fetchval(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
+        ):
+            assert time.monotonic() < deadline, "the relay did not vacuum the outbox"
+            await asyncio.sleep(0.2)
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await conn.close()
+        await client.close()
+        assert await asyncio.to_thread(daemon.terminate) == 0, daemon.log()

@@ -118,6 +118,39 @@ async def test_schema_applied_twice_is_idempotent(scratch_url: str) -> None:
     assert "CREATE TABLE public.relation_endpoint" in first_dump
 
 
+async def test_schema_2_pending_events_move_to_the_outbox(scratch_url: str) -> None:
+    """Upgrading from schema 2, where change_event.published_at marked the outbox: the events
+    not yet published are in the outbox afterwards, the published ones are not, none is lost."""
+    conn = await asyncpg.connect(scratch_url)
+    try:
+        await apply_schema(conn)
+        # Back to schema 2's shape: the column and its partial index, no outbox rows.
+        await conn.execute("ALTER TABLE change_event ADD COLUMN published_at timestamptz")
+        await conn.execute(
+            "CREATE INDEX change_event_pending ON change_event (event_id) WHERE published_at IS NULL"
+        )
+        await conn.execute("DELETE FROM schema_version WHERE version = 3")
+        rows = await conn.fetch(
+            """INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, published_at)
+               SELECT gen_random_uuid(), 1, 'model', 'created', 'r', '{}'::jsonb,
+                      CASE WHEN g % 2 = 0 THEN now() END
+               FROM generate_series(1, 6) AS g
+               RETURNING event_id, published_at IS NULL AS pending"""
+        )
+        assert await apply_schema(conn) == 3
+        in_outbox = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox")}
+        columns = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'change_event' AND column_name = 'published_at'"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM change_event") == 6
+    finally:
+        await conn.close()
+    assert in_outbox == {r["event_id"] for r in rows if r["pending"]}
+    assert len(in_outbox) == 3
+    assert columns == 0
+
+
 async def test_schema_records_its_lookup_values(scratch_url: str) -> None:
     conn = await asyncpg.connect(scratch_url)
     try:

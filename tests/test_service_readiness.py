@@ -66,7 +66,7 @@ async def _wait_outbox_empty(database: str, timeout: float) -> None:
     conn = await asyncpg.connect(database)
     try:
         deadline = time.monotonic() + timeout
-        while await conn.fetchval("SELECT count(*) FROM change_event WHERE published_at IS NULL"):
+        while await conn.fetchval("SELECT count(*) FROM outbox"):
             assert time.monotonic() < deadline, f"the outbox did not drain in {timeout}s"
             await asyncio.sleep(0.05)
     finally:
@@ -188,7 +188,8 @@ async def test_readyz_follows_the_broker_and_the_daemon_rebuilds_its_session(
         conn = await asyncpg.connect(own_database)
         try:
             published = await conn.fetchval(
-                "SELECT bool_and(published_at IS NOT NULL) FROM change_event WHERE key->>'model' = $1",
+                "SELECT bool_and(o.event_id IS NULL) FROM change_event e "
+                "LEFT JOIN outbox o ON o.event_id = e.event_id WHERE e.key->>'model' = $1",
                 stranded,
             )
         finally:
