@@ -25,8 +25,6 @@ from handlers import Outcome as HandlerOutcome
 
 SYSTEM = Actor.system()
 
-OUTBOX_CHANNEL = "relationd_outbox"
-
 _CLAIM = """
 INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($1, $2, $3)
 ON CONFLICT (command_id) DO NOTHING
@@ -53,8 +51,10 @@ _CLAIM_LOCKING_MODEL_BY_UUID = _CLAIM_LOCKING_MODEL.format(model_matches="uuid =
 _STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # The end of a command that changed its model, in one round trip: number its events (gapless per
-# model), insert them into the log and the outbox, store the reply and wake the outbox relay. A
-# model removed in this transaction has no sequence row left, so its log goes on from the last seq.
+# model), insert them into the log and the outbox and store the reply. A model removed in this
+# transaction has no sequence row left, so its log goes on from the last seq. No NOTIFY here: a
+# notifying commit holds PostgreSQL's one notify lock through its WAL flush, which would queue
+# every command's commit behind the others'; the daemon wakes the relay after the commit instead.
 _FINISH = """
 WITH seq AS (
     UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2 AS first
@@ -72,7 +72,7 @@ WITH seq AS (
 ), stored AS (
     UPDATE processed_command SET reply = $9 WHERE command_id = $8
 )
-SELECT pg_notify($10, '')
+SELECT count(*) FROM events
 """
 
 
@@ -235,5 +235,4 @@ async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[
         [to_jsonable_python(c.payload) for c in changes],
         command_id,
         reply,
-        OUTBOX_CHANNEL,
     )

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -43,10 +44,13 @@ class ShuttingDown(Exception):
 class CommandConsumer:
     """Runs each delivered command as a task; tracks them so shutdown can wait for them."""
 
-    def __init__(self, settings: Settings, pool: Any, broker: Broker) -> None:
+    def __init__(
+        self, settings: Settings, pool: Any, broker: Broker, on_events: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.broker = broker
+        self.on_events = on_events  # told after each commit that wrote change events
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
@@ -97,6 +101,8 @@ class CommandConsumer:
                 return
             try:
                 applied = await self._apply(parsed, actor)
+                if applied.events and self.on_events is not None:
+                    self.on_events()
                 outcome = applied.disposition.value
                 code = (applied.reply.get("error") or {}).get("code")
             except ShuttingDown:

@@ -18,7 +18,6 @@ from typing import Any
 from contracts import topology
 from contracts.events import ChangeEvent
 from daemon import database, logs, metrics
-from daemon.applier import OUTBOX_CHANNEL
 from daemon.broker import Broker
 from daemon.settings import Settings
 from daemon.transient import backoff, is_transient
@@ -26,6 +25,9 @@ from daemon.transient import backoff, is_transient
 log = logs.get("relationd.outbox")
 
 _RELAY_LOCK = 0x72656C6F  # "relo"
+# Instances that do not lead tell the leader that they committed events on this channel.
+OUTBOX_CHANNEL = "relationd_outbox"
+_NOTIFY = "SELECT pg_notify($1, '')"
 _TRY_LEAD = "SELECT pg_try_advisory_lock($1)"
 _RESIGN = "SELECT pg_advisory_unlock($1)"
 # The relay's own session. Its commits only mark events published, and a mark lost in a database
@@ -87,8 +89,38 @@ class OutboxRelay:
         self._last_measure = 0.0
         self._deleted = 0
         self._last_vacuum = 0.0
+        self._notify_leader = asyncio.Event()
+
+    def committed(self) -> None:
+        """A command of this instance committed events: wake the relay if it leads here, else
+        have the leading instance woken (polling covers a moment without a leader)."""
+        if self.leading:
+            self.wake.set()
+        else:
+            self._notify_leader.set()
+
+    async def _notify(self) -> None:
+        """NOTIFY the leader from the relay's session; one notice covers every commit before it."""
+        while not self._stop.is_set():
+            await self._notify_leader.wait()
+            self._notify_leader.clear()
+            async with self._draining:
+                conn = self._conn
+                if conn is None or conn.is_closed() or self.leading:
+                    continue
+                try:
+                    await conn.fetchval(_NOTIFY, OUTBOX_CHANNEL)
+                except Exception as exc:
+                    log.warning("outbox notice not sent", error=str(exc) or type(exc).__name__)
 
     async def run(self) -> None:
+        notifier = asyncio.create_task(self._notify())
+        try:
+            await self._run()
+        finally:
+            notifier.cancel()
+
+    async def _run(self) -> None:
         delays = backoff(0.1, 5.0)
         while not self._stop.is_set():
             try:
@@ -119,8 +151,10 @@ class OutboxRelay:
         self._stop.set()
 
     async def _sleep(self, timeout: float) -> None:
-        """Until woken by a commit's notice, stopped, or ``timeout`` seconds passed."""
+        """Until woken by a commit, stopped, the broker back, or ``timeout`` seconds passed."""
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
+        if not self.broker.connected.is_set():
+            waiters.append(asyncio.create_task(self.broker.connected.wait()))
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
@@ -227,4 +261,5 @@ class OutboxRelay:
                 await conn.execute(_PRUNE_COMMANDS, self.settings.command_retention_days * 86400)
 
     def _on_notify(self, *_: object) -> None:
-        self.wake.set()
+        if self.leading:  # the others take over by polling, not on every notice
+            self.wake.set()

@@ -93,8 +93,13 @@ class Service:
                 f"database schema is at version {version}, relationd needs {SCHEMA_VERSION}: "
                 "run `relationd migrate`"
             )
-        self.consumer = CommandConsumer(s, self.pool, self.broker)
+        if version > SCHEMA_VERSION:
+            raise SchemaNotReady(
+                f"database schema is at version {version}, newer than this relationd's "
+                f"{SCHEMA_VERSION}: upgrade relationd"
+            )
         self.relay = OutboxRelay(s, self.pool, self.broker)
+        self.consumer = CommandConsumer(s, self.pool, self.broker, on_events=self.relay.committed)
         self._tasks = [
             asyncio.create_task(self.broker.run(self.consumer.on_message)),
             asyncio.create_task(self.relay.run()),

@@ -13,7 +13,7 @@ import pytest
 
 from client.rpc import RelationClient
 from tests.conftest import AMQP_URL
-from tests.harness import DaemonProcess, create_vhost, delete_vhost, vhost_url
+from tests.harness import DaemonProcess, create_database, create_vhost, delete_vhost, drop_database, vhost_url
 
 
 @pytest.fixture
@@ -70,3 +70,29 @@ async def test_sigterm_with_commands_in_flight_loses_none(
         await conn.close()
     assert count == n
     assert unpublished == 0
+
+
+@pytest.mark.parametrize(("version", "says"), [(2, "run `relationd migrate`"), (99, "upgrade relationd")])
+async def test_a_schema_of_another_version_stops_the_daemon_with_exit_3(
+    private_amqp: str, tmp_path: Path, version: int, says: str
+) -> None:
+    """Older: migrate first. Newer (another instance was upgraded): this relationd must not run
+    on tables it does not know."""
+    url = await create_database("relationd_ver")
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("DELETE FROM schema_version WHERE version > $1", version)
+            await conn.execute(
+                "INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING", version
+            )
+        finally:
+            await conn.close()
+        daemon = DaemonProcess(private_amqp, url, tmp_path)
+        daemon.start()
+        assert daemon.proc is not None
+        code = await asyncio.to_thread(daemon.proc.wait, 60)
+        assert code == 3, daemon.log()
+        assert says in daemon.log()
+    finally:
+        await drop_database(url)
