@@ -62,7 +62,12 @@ def _pooled_relay() -> None:
             if len(rows) < self.settings.outbox_batch:
                 return total
 
+    def wake(self, *_: object) -> None:  # type: ignore[no-untyped-def]
+        self.wake.set()  # no lead to hold: every commit and notice wakes the relay
+
     outbox.OutboxRelay.drain = drain  # type: ignore[method-assign]
+    outbox.OutboxRelay.committed = wake  # type: ignore[method-assign,assignment]
+    outbox.OutboxRelay._on_notify = wake  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
