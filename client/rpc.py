@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.connection import make_url
 from aio_pika.exceptions import AMQPError, DeliveryError, ProbableAuthenticationError
 from aiormq.exceptions import ChannelInvalidStateError
 
@@ -21,6 +23,24 @@ if TYPE_CHECKING:
     from client.watch import Watch
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+async def _open_connection(url: str, *, timeout: float) -> aio_pika.abc.AbstractConnection:
+    """``aio_pika.connect(url, timeout=timeout)``, except that a failed connect closes its Connection.
+
+    aio_pika.connect creates its Connection before connecting and drops it unclosed when the connect
+    fails (refused, bad credentials, TLS, a timeout or a cancel around it): the caller never gets
+    it, and its ``__del__`` schedules ``close()`` on whatever loop is current when the garbage is
+    collected, or warns "coroutine 'Connection.close' was never awaited" when none is.
+    """
+    connection = aio_pika.Connection(make_url(url))
+    try:
+        await connection.connect(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the connect failure is the one to report
+            await connection.close()
+        raise
+    return connection
 
 
 class DaemonUnreachable(TimeoutError):
@@ -70,7 +90,7 @@ class RelationClient(RelationCommands):
         the credentials.
         """
         try:
-            connection = await asyncio.wait_for(aio_pika.connect(url, timeout=timeout), timeout)
+            connection = await asyncio.wait_for(_open_connection(url, timeout=timeout), timeout)
         except ProbableAuthenticationError as exc:
             raise Unauthorized(f"the broker refused the credentials: {exc}") from exc
         except (OSError, AMQPError, TimeoutError) as exc:

@@ -9,6 +9,7 @@ Unacked messages of the lost session are redelivered by the broker and deduplica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.connection import make_url
 
 from contracts import topology
 from daemon import logs, metrics
@@ -43,6 +45,27 @@ def _refusal(exc: BaseException) -> str | None:
     if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
         return "broker refused access (check the permissions of the RELATIOND_AMQP_URL user); retrying"
     return None
+
+
+async def _connect(
+    url: str, *, ssl_context: ssl.SSLContext | None, timeout: float
+) -> aio_pika.abc.AbstractConnection:
+    """``aio_pika.connect``, except that a failed connect closes the Connection it created.
+
+    aio_pika.connect creates its Connection before connecting and drops it unclosed when the connect
+    fails (refused, bad credentials, TLS): nothing can close it but its ``__del__``, which schedules
+    ``close()`` on whatever loop is current when the garbage is collected, or warns "coroutine
+    'Connection.close' was never awaited" when none is. The session is retried for as long as the
+    broker refuses it, so each retry would leave one more behind for the garbage collector.
+    """
+    connection = aio_pika.Connection(make_url(url), ssl_context=ssl_context)
+    try:
+        await connection.connect(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the connect failure is the one to report
+            await connection.close()
+        raise
+    return connection
 
 
 class BrokerUnavailable(ConnectionError):
@@ -103,7 +126,7 @@ class Broker:
 
     async def _open(self, on_message: MessageHandler, lost: asyncio.Event) -> None:
         url = self.settings.amqp_url.get_secret_value()
-        connection = await aio_pika.connect(url, ssl_context=self._ssl_context(), timeout=10)
+        connection = await _connect(url, ssl_context=self._ssl_context(), timeout=10)
         self._connection = connection
         connection.close_callbacks.add(lambda *_: lost.set())
         publish = await connection.channel(publisher_confirms=True)
