@@ -118,7 +118,8 @@ async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
     needed = level_to_check(actor, cmd)
     if needed is None:
         return
-    # A write takes the model lock here, which its handler then finds taken (lookup.model).
+    # A write takes the model lock here, which its handler then finds taken (lookup.model). The
+    # daemon checks writes in its opening statement (daemon/applier.py) and calls this for reads.
     model, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=not cmd.read_only)
     check(actor, cmd, needed, model, level_id)
 

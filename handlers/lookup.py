@@ -84,12 +84,8 @@ def one_transaction() -> Iterator[None]:
 
 
 def remember_model(conn: Any, ref: str, row: Record, *, locked: bool) -> None:
-    """Record a model row read (and with ``locked``, locked) by another statement of this
-    transaction, so that the handler's lookup.model finds it."""
-    _remember(conn, ref, row, locked)
-
-
-def _remember(conn: Any, ref: str, row: Record, locked: bool) -> None:
+    """Record a model row this transaction read (and with ``locked``, locked), so that
+    lookup.model finds it without a query."""
     seen = _SEEN.get()
     if seen is not None:
         seen[(id(conn), ref)] = (row, locked)
@@ -113,7 +109,7 @@ async def model(conn: Any, ref: str, *, lock: bool) -> Record:
     row = await conn.fetchrow(query, ref)
     if row is None:
         raise model_not_found(ref)
-    _remember(conn, ref, row, lock)
+    remember_model(conn, ref, row, locked=lock)
     return row
 
 
@@ -128,7 +124,7 @@ async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) 
     row = await conn.fetchrow(query, ref, user)
     if row is None:
         raise model_not_found(ref)
-    _remember(conn, ref, row, lock)
+    remember_model(conn, ref, row, locked=lock)
     level: int | None = row["level_id"]
     return row, level
 
