@@ -235,7 +235,6 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             "SELECT count(*) FROM relation_endpoint WHERE model_uuid = $1 AND relation_uuid = $2",
             ["model", "relation_uuid"],
         ),
-        "next relation id": (relation_rows._NEXT_RELATION_ID, ["model"]),
         "units in scope": (relation_rows._UNITS_IN_SCOPE, ["model", "relation_uuid"]),
         "unit in relation (scope, settings writes)": (
             unit_in_relation._BY_ID,

@@ -153,15 +153,20 @@ async def deploy(conn: Any, cmd: Deploy) -> Outcome:
     peers: list[PeerRelationInfo] = []
     for row in await conn.fetch(_PEER_ENDPOINTS, m, app_uuid):
         key = f"{cmd.application}:{row['endpoint_name']}"
-        rel = await create_relation(
+        rel_uuid = str(uuid.uuid4())
+        relation_id, taken = await create_relation(
             conn,
             m,
+            relation_uuid=rel_uuid,
             key=key,
             is_peer=True,
             container=row["scope"] == Scope.container.value,
-            endpoints=[(row["endpoint_uuid"], app_uuid)],
+            endpoints=[(str(uuid.uuid4()), row["endpoint_uuid"], app_uuid)],
         )
-        peers.append(PeerRelationInfo(id=rel["relation_id"], key=key))
+        if relation_id is None:  # the application is new, so its peer keys are too
+            raise RuntimeError(f"peer relation key {key!r} is taken by relation {taken}")
+        rel = {"uuid": rel_uuid, "relation_id": relation_id, "key": key}
+        peers.append(PeerRelationInfo(id=relation_id, key=key))
         scope = row["scope"]
         out.append(changes.relation(m, rel, "created", life="alive", status="joining", scope=scope))
     units: list[str] = []

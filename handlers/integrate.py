@@ -13,7 +13,7 @@ from contracts.replies import RelationInfo
 from handlers import changes, lookup
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
-from handlers.relation_rows import create_relation_unless_key_taken, relation_endpoint_info
+from handlers.relation_rows import create_relation, relation_endpoint_info
 from handlers.settings_bag import write_application_settings
 
 Record = Any
@@ -74,11 +74,12 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
         raise refusal if taken is None else _already_exists(key, taken)
     rel_uuid = str(uuid.uuid4())
     sides = [dict(r, relation_endpoint_uuid=str(uuid.uuid4())) for _, r in ordered]
-    relation_id, taken = await create_relation_unless_key_taken(
+    relation_id, taken = await create_relation(
         conn,
         m,
         relation_uuid=rel_uuid,
         key=key,
+        is_peer=False,
         container=container,
         endpoints=[(s["relation_endpoint_uuid"], s["endpoint_uuid"], s["application_uuid"]) for s in sides],
     )

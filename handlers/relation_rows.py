@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from contracts.charm import Role, Scope
@@ -11,24 +10,9 @@ from handlers import lookup
 
 Record = Any
 
-_NEXT_RELATION_ID = """
-UPDATE relation_sequence SET value = value + 1 WHERE model_uuid = $1 RETURNING value - 1
-"""
-_INSERT_RELATION = """
-INSERT INTO relation (model_uuid, uuid, relation_id, key, is_peer, scope_id)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING uuid, relation_id, key
-"""
-_INSERT_RELATION_ENDPOINT = """
-INSERT INTO relation_endpoint (model_uuid, uuid, relation_uuid, endpoint_uuid, application_uuid, position)
-VALUES ($1, $2, $3, $4, $5, $6)
-"""
-_INSERT_STATUS = """
-INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id) VALUES ($1, $2, 0)
-"""
-# A regular relation in one round trip: the model's next id, the relation, its two endpoints
-# (requirer first) and status joining; nothing, and the holder's id, if the key is taken.
-_CREATE_UNLESS_KEY_TAKEN = """
+# A relation in one round trip: the model's next id, the relation, its endpoints (requirer first)
+# and status joining; nothing, and the holder's id, if the key is taken.
+_CREATE_RELATION = """
 WITH taken AS (
     SELECT relation_id FROM relation WHERE model_uuid = $1 AND key = $3
 ), next_id AS (
@@ -37,7 +21,7 @@ WITH taken AS (
     RETURNING value - 1 AS relation_id
 ), rel AS (
     INSERT INTO relation (model_uuid, uuid, relation_id, key, is_peer, scope_id)
-    SELECT $1, $2, relation_id, $3, false, $4 FROM next_id
+    SELECT $1, $2, relation_id, $3, $8, $4 FROM next_id
     RETURNING uuid, relation_id
 ), endpoints AS (
     INSERT INTO relation_endpoint (model_uuid, uuid, relation_uuid, endpoint_uuid, application_uuid, position)
@@ -62,51 +46,26 @@ async def create_relation(
     conn: Any,
     model_uuid: str,
     *,
+    relation_uuid: str,
     key: str,
     is_peer: bool,
     container: bool,
-    endpoints: list[tuple[str, str]],
-) -> Record:
-    """Insert a relation with the model's next id, its endpoints and status joining.
-
-    ``endpoints`` are (application endpoint uuid, application uuid), requirer first.
-    """
-    relation_id = await conn.fetchval(_NEXT_RELATION_ID, model_uuid)
-    rel = await conn.fetchrow(
-        _INSERT_RELATION, model_uuid, str(uuid.uuid4()), relation_id, key, is_peer, int(container)
-    )
-    await conn.executemany(
-        _INSERT_RELATION_ENDPOINT,
-        [
-            (model_uuid, str(uuid.uuid4()), rel["uuid"], ep_uuid, app_uuid, position)
-            for position, (ep_uuid, app_uuid) in enumerate(endpoints)
-        ],
-    )
-    await conn.execute(_INSERT_STATUS, model_uuid, rel["uuid"])
-    return rel
-
-
-async def create_relation_unless_key_taken(
-    conn: Any,
-    model_uuid: str,
-    *,
-    relation_uuid: str,
-    key: str,
-    container: bool,
     endpoints: list[tuple[str, str, str]],
 ) -> tuple[int | None, int | None]:
-    """create_relation for a regular relation in one statement, unless ``key`` is taken.
+    """A relation with the model's next id, its endpoints and status joining, unless ``key`` is
+    taken.
 
     ``endpoints`` are (relation endpoint uuid, application endpoint uuid, application uuid), requirer
     first. Returns (the new relation id, None), or (None, the id of the relation that has ``key``).
     """
     row = await conn.fetchrow(
-        _CREATE_UNLESS_KEY_TAKEN,
+        _CREATE_RELATION,
         model_uuid,
         relation_uuid,
         key,
         int(container),
         *(list(column) for column in zip(*endpoints, strict=True)),
+        is_peer,
     )
     if row["relation_id"] is None and row["taken_id"] is None:
         raise RuntimeError(f"model {model_uuid} has no relation sequence")
