@@ -39,3 +39,25 @@ def test_bench_quick_run_prints_every_contender(tmp_path: Path) -> None:
         assert (tmp_path / "quick.png").stat().st_size > 0
     else:
         assert "plot skipped: matplotlib is not installed" in out.stdout
+
+
+def test_statement_counts_of_the_mix_are_those_the_readme_reports() -> None:
+    """bench.statements applies the mix through the applier and counts asyncpg calls per command:
+    the counts bench/README.md reports (the raw pipeline sends 7 a command)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.statements", "--models", "1", "--apps", "2", "--relay", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    data = json.loads(out.stdout)
+    assert data["statements_per_command"] == {
+        "integrate": 6,
+        "enter scope": 6,
+        "enter scope with settings": 7,
+        "unit settings write": 7,
+        "application settings write": 7,
+    }
+    assert data["mix_average"] < 7
