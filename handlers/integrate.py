@@ -14,7 +14,7 @@ from handlers import changes, lookup
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
 from handlers.relation_rows import create_relation, relation_endpoint_info
-from handlers.settings_bag import write_application_settings
+from handlers.settings_bag import APPLICATION_BAG, write
 
 Record = Any
 
@@ -91,9 +91,18 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
     out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining", scope=scope)]
     endpoint_uuid_of = {s["application_name"]: s["relation_endpoint_uuid"] for s in sides}
     for app_name, bag in sorted(cmd.settings.items()):
-        write = await write_application_settings(conn, m, endpoint_uuid_of[app_name], bag)
-        if write.changed:
-            out.append(changes.application_settings(m, rel, app_name, write.sha256))
+        # The endpoint is new in this transaction: its bag is empty, nothing to read.
+        stored = await write(
+            conn,
+            APPLICATION_BAG,
+            m,
+            endpoint_uuid_of[app_name],
+            bag,
+            new_owner=True,
+            what="application settings",
+        )
+        if stored.changed:
+            out.append(changes.application_settings(m, rel, app_name, stored.sha256))
     info = RelationInfo(
         id=relation_id,
         uuid=rel_uuid,

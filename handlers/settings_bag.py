@@ -138,16 +138,3 @@ async def write(
         bag.store_sql(), model_uuid, owner_uuid, removed, list(upsert), list(upsert.values()), new_hash
     )
     return Write(True, new_hash)
-
-
-async def write_application_settings(
-    conn: Any, model_uuid: str, relation_endpoint_uuid: str, update: dict[str, str]
-) -> Write:
-    return await write(
-        conn,
-        APPLICATION_BAG,
-        model_uuid,
-        relation_endpoint_uuid,
-        update,
-        what="application settings",
-    )
