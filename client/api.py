@@ -38,6 +38,7 @@ from contracts.replies import (
     UnitsResult,
 )
 from contracts.results import RESULT_ADAPTERS
+from contracts.snapshot import ModelSnapshot
 
 RelationRef = int | str
 
@@ -502,3 +503,19 @@ class RelationCommands:
             "relation_id": relation_id,
         }
         return cast(list[ChangeEvent], await self._run(body, command_id, timeout))
+
+    async def snapshot(
+        self,
+        model: str,
+        unit: str | None = None,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> ModelSnapshot:
+        """What ``unit`` (or a watcher of the whole model) needs to know now, with the log position
+        (``seq``) it corresponds to: follow events after ``seq`` to stay current.
+
+        Raises ModelNotFound, UnitNotFound.
+        """
+        body = {"type": "snapshot", "model": model, "unit": unit}
+        return cast(ModelSnapshot, await self._run(body, command_id, timeout))

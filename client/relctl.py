@@ -30,6 +30,7 @@ from contracts.commands import RelationStatus
 from contracts.errors import RelationdError
 from contracts.events import ChangeEvent, Namespace
 from contracts.names import UUID_RE, unit_application
+from contracts.snapshot import ModelSnapshot
 
 EXIT_OK, EXIT_DOMAIN, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -482,6 +483,37 @@ def unit_relations(unit: Annotated[str, typer.Argument(help="app/N")]) -> None:
     """
     model = _model()
     _show(_call(lambda c: c.unit_relations(model, unit)), tables.unit_relations)
+
+
+@app.command("snapshot")
+def snapshot(
+    unit: Annotated[
+        str | None, typer.Argument(help="The unit whose view to show (none: the whole model).")
+    ] = None,
+) -> None:
+    """What a unit (or a watcher of the model) needs to know now, and the log position it is at:
+    relations, the units in scope it can see, settings hashes. Follow events after SEQ from there.
+
+    Example: relctl -m prod --json snapshot wordpress/0
+    """
+    model = _model()
+    _show(_call(lambda c: c.snapshot(model, unit)), _snapshot_table)
+
+
+def _snapshot_table(out: Console, snap: ModelSnapshot) -> None:
+    who = f"unit {snap.unit}" + (" (leader)" if snap.leader else "") if snap.unit else "model"
+    out.print(f"Snapshot of {who} at seq {snap.seq}", markup=False, soft_wrap=True)
+    for rel in snap.relations:
+        scope = "" if rel.in_scope is None else (" in scope" if rel.in_scope else " not in scope")
+        out.print(
+            f"relation {rel.id} ({rel.key}) {rel.life} {rel.status} {rel.scope.value}{scope}",
+            markup=False,
+            soft_wrap=True,
+        )
+        for u in rel.units:
+            out.print(f"  {u.name}\t{(u.settings_hash or '-')[:12]}", markup=False, soft_wrap=True)
+        for b in rel.application_settings:
+            out.print(f"  {b.application}\t{(b.settings_hash or '-')[:12]}", markup=False, soft_wrap=True)
 
 
 # ---- hook tools ------------------------------------------------------------------------------

@@ -323,6 +323,14 @@ class EventsAfter(_Read):
     relation_id: int | None = Field(default=None, ge=0)
 
 
+class Snapshot(_Read):
+    """What ``unit`` (or, without one, a watcher of the model) needs to know now, and the log
+    position it corresponds to: relations, units in scope, settings hashes (resume without replay)."""
+
+    type: Literal["snapshot"] = "snapshot"
+    unit: UnitName | None = None
+
+
 Command = Annotated[
     CreateModel
     | ListModels
@@ -352,7 +360,8 @@ Command = Annotated[
     | GetApplicationSettings
     | RelationEndpointUuid
     | UnitRelations
-    | EventsAfter,
+    | EventsAfter
+    | Snapshot,
     Field(discriminator="type"),
 ]
 
@@ -366,7 +375,7 @@ COMMAND_TYPES: dict[str, type[_Command]] = {
         Integrate, RemoveRelation, EnterScope, LeaveScope, SetUnitSettings,
         SetApplicationSettings, SetRelationStatus, ListApplications, GetRelation, ListRelations,
         ApplicationEndpoints, RelationIds, RelationUnits, GetUnitSettings,
-        GetApplicationSettings, RelationEndpointUuid, UnitRelations, EventsAfter,
+        GetApplicationSettings, RelationEndpointUuid, UnitRelations, EventsAfter, Snapshot,
     )
 }  # fmt: skip
 

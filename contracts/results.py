@@ -27,6 +27,7 @@ from contracts.replies import (
     UnitRelationInfo,
     UnitsResult,
 )
+from contracts.snapshot import ModelSnapshot
 
 RESULT_TYPES: dict[str, Any] = {
     "create_model": ModelInfo,
@@ -58,6 +59,7 @@ RESULT_TYPES: dict[str, Any] = {
     "relation_endpoint_uuid": str,
     "unit_relations": list[UnitRelationInfo],
     "events_after": list[ChangeEvent],
+    "snapshot": ModelSnapshot,
 }
 
 RESULT_ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(t) for name, t in RESULT_TYPES.items()}

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers import access, applications, events, integrate, models, relations, scope, settings, status
+from handlers import (
+    access,
+    applications,
+    events,
+    integrate,
+    models,
+    relations,
+    scope,
+    settings,
+    snapshot,
+    status,
+)
 from handlers.outcome import Outcome
 
 Handler = Callable[[Any, Any], Awaitable[Outcome]]
@@ -46,4 +57,5 @@ HANDLERS: dict[str, Handler] = {
     "get_application_settings": settings.get_application_settings,
     "set_relation_status": status.set_relation_status,
     "events_after": events.events_after,
+    "snapshot": snapshot.snapshot,
 }

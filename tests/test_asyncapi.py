@@ -206,6 +206,7 @@ def _scenario(model: str) -> list[dict[str, Any]]:
         {"type": "get_application_settings", **m, "relation": 2, "application": "mysql"},
         {"type": "relation_endpoint_uuid", **m, "relation": 2, "application": "mysql"},
         {"type": "unit_relations", **m, "unit": "wordpress/1"},
+        {"type": "snapshot", **m, "unit": "wordpress/1"},
         {"type": "leave_scope", **m, "relation": 2, "unit": "wordpress/1"},
         {"type": "remove_relation", **m, "relation": 2},
         {"type": "remove_unit", **m, "unit": "wordpress/0"},
