@@ -205,8 +205,9 @@ def build() -> dict[str, Any]:
             "address": topology.COMMAND_QUEUE,
             "title": "Commands",
             "description": (
-                "The durable command queue (a quorum queue with a delivery limit where the broker "
-                "supports it), reached through the default exchange with routing key "
+                "The durable command queue (a quorum queue with a delivery limit, replicated on "
+                f"up to {topology.QUORUM_GROUP_SIZE} nodes of a cluster, where the broker supports "
+                "it), reached through the default exchange with routing key "
                 f"`{topology.COMMAND_QUEUE}`. Properties: `message_id` (the command id, required), "
                 "`reply_to` and `correlation_id` (for an answer), persistent delivery mode, "
                 f"`content_type` `{topology.CONTENT_TYPE}`, and `user_id` (the broker user acting)."
@@ -274,7 +275,12 @@ def build() -> dict[str, Any]:
             "description": (
                 f"Commands refused without being applied, via the fanout-style exchange "
                 f"`{topology.DEAD_LETTER_EXCHANGE}` into the durable queue "
-                f"`{topology.DEAD_LETTER_QUEUE}`."
+                f"`{topology.DEAD_LETTER_QUEUE}`: a quorum queue like the command queue, bounded "
+                f"(by default {topology.DEAD_LETTER_MAX_MESSAGES} letters and "
+                f"{topology.DEAD_LETTER_MAX_BYTES // (1024 * 1024)} MiB, the oldest dropped first) "
+                f"and each letter kept at most {topology.DEAD_LETTER_TTL_SECONDS // 86400} days. "
+                "Letters carry whole command bodies, settings values included: only the daemon's "
+                "broker user and the broker's administrators may read the queue."
             ),
             "messages": {"dead_letter": {"$ref": MESSAGES + "dead_letter"}},
             "bindings": _amqp(

@@ -4,6 +4,11 @@ aio-pika's robust connection has open reports of consumers that do not come back
 restart or a broker-side cancel, so the daemon does not rely on it: any loss ends the session,
 and the supervisor loop builds a new one (connection, channels, topology, consumer) from scratch.
 Unacked messages of the lost session are redelivered by the broker and deduplicated.
+
+With several broker nodes (a comma-separated RELATIOND_AMQP_URL), each new session tries them in
+turn starting from the node after the one last used, each with a connect timeout, so a session lost
+with its node moves to the next. A node that is up but frozen keeps its TCP connections open: an
+AMQP heartbeat and the session's own probe (a round trip on the publishing channel) drop it.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.connection import make_url
+from yarl import URL
 
 from contracts import topology
-from daemon import logs, metrics
+from daemon import amqp_decoding, logs, metrics
 from daemon.settings import Settings
 from daemon.transient import backoff, is_tls_failure, is_transient
 
@@ -32,6 +38,22 @@ MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 def _refusal(exc: BaseException) -> str | None:
     """What an operator must fix when the broker is reachable but refuses the session; None for
     an outage. Either way the session is retried (the configuration may be fixed meanwhile)."""
+    text = str(exc)
+    if topology.DEAD_LETTER_QUEUE in text and "x-queue-type" in text:
+        return (
+            f"the broker's dead-letter queue {topology.DEAD_LETTER_QUEUE} is of another type than "
+            "relationd declares (a classic queue from a relationd before 0.4 on a broker where "
+            "RELATIOND_QUORUM_QUEUE=true): read what you need from it, delete it "
+            f"(rabbitmqctl -p VHOST delete_queue {topology.DEAD_LETTER_QUEUE}) and apply "
+            "deploy/rabbitmq/definitions.json again (deploy/README.md, 'Upgrading the dead-letter "
+            "queue'); retrying"
+        )
+    if topology.DEAD_LETTER_QUEUE in text and "home node" in text:
+        return (
+            f"the dead-letter queue {topology.DEAD_LETTER_QUEUE} is a classic queue whose node is "
+            "down, and no session can open without it: bring that node back, or replace the queue "
+            "by a quorum queue (deploy/README.md, 'Upgrading the dead-letter queue'); retrying"
+        )
     if is_tls_failure(exc):
         return (
             "broker TLS failed (check RELATIOND_AMQP_URL, RELATIOND_AMQP_CA_FILE and the broker's "
@@ -40,15 +62,30 @@ def _refusal(exc: BaseException) -> str | None:
     if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
         return (
             "broker refused relationd's declarations: an existing queue or exchange differs (compare "
-            "RELATIOND_QUORUM_QUEUE and RELATIOND_DELIVERY_LIMIT with the broker's definitions); retrying"
+            "RELATIOND_QUORUM_QUEUE, RELATIOND_DELIVERY_LIMIT, RELATIOND_QUORUM_GROUP_SIZE and "
+            "RELATIOND_DEAD_LETTER_* with the broker's definitions); retrying"
         )
     if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
         return "broker refused access (check the permissions of the RELATIOND_AMQP_URL user); retrying"
     return None
 
 
+def node_url(url: str, heartbeat: int) -> URL:
+    """``url`` with the heartbeat relationd wants, unless the URL sets one itself."""
+    parsed = make_url(url)
+    if "heartbeat" in parsed.query:
+        return parsed
+    return parsed.update_query(heartbeat=heartbeat)
+
+
+def node_name(url: str) -> str:
+    """host:port of a node, for logs (never the credentials)."""
+    parsed = make_url(url)
+    return f"{parsed.host}:{parsed.port}"
+
+
 async def _connect(
-    url: str, *, ssl_context: ssl.SSLContext | None, timeout: float
+    url: str | URL, *, ssl_context: ssl.SSLContext | None, timeout: float
 ) -> aio_pika.abc.AbstractConnection:
     """``aio_pika.connect``, except that a failed connect closes the Connection it created.
 
@@ -58,7 +95,7 @@ async def _connect(
     'Connection.close' was never awaited" when none is. The session is retried for as long as the
     broker refuses it, so each retry would leave one more behind for the garbage collector.
     """
-    connection = aio_pika.Connection(make_url(url), ssl_context=ssl_context)
+    connection = aio_pika.Connection(make_url(url) if isinstance(url, str) else url, ssl_context=ssl_context)
     try:
         await connection.connect(timeout=timeout)
     except BaseException:
@@ -66,6 +103,23 @@ async def _connect(
             await connection.close()
         raise
     return connection
+
+
+def queue_specs(s: Settings) -> tuple[topology.QueueSpec, topology.QueueSpec]:
+    """The dead-letter queue and the command queue as these settings declare them (the broker
+    refuses a redeclaration with other arguments: deploy/rabbitmq/definitions.json holds the
+    defaults)."""
+    dead = topology.dead_letter_queue(
+        quorum=s.quorum_queue,
+        group_size=s.quorum_group_size,
+        max_messages=s.dead_letter_max_messages,
+        max_bytes=s.dead_letter_max_bytes,
+        ttl_seconds=s.dead_letter_ttl_seconds,
+    )
+    command = topology.command_queue(
+        quorum=s.quorum_queue, delivery_limit=s.delivery_limit, group_size=s.quorum_group_size
+    )
+    return dead, command
 
 
 class BrokerUnavailable(ConnectionError):
@@ -76,6 +130,8 @@ class Broker:
     """Owns the AMQP session: a consuming channel (bounded prefetch) and a confirming publisher."""
 
     def __init__(self, settings: Settings) -> None:
+        # A message whose properties pamqp cannot decode must not end the session (docs/faults.md).
+        amqp_decoding.install()
         self.settings = settings
         self.connected = asyncio.Event()
         self._stop = asyncio.Event()
@@ -87,11 +143,64 @@ class Broker:
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._sessions = 0
+        self._node = -1  # index in settings.amqp_urls() of the node last tried
+        self.node: str | None = None  # host:port of the node of the live session
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.settings.amqp_url.get_secret_value().startswith("amqps://"):
+    def _ssl_context(self, url: str) -> ssl.SSLContext | None:
+        if not url.startswith("amqps://"):
             return None
         return ssl.create_default_context(cafile=self.settings.amqp_ca_file)
+
+    async def _connect_next(self) -> aio_pika.abc.AbstractConnection:
+        """A connection to the first node that answers, from the one after the node last tried."""
+        urls = self.settings.amqp_urls()
+        failure: BaseException | None = None
+        for _ in urls:
+            self._node = (self._node + 1) % len(urls)
+            url = urls[self._node]
+            try:
+                connection = await asyncio.wait_for(
+                    _connect(
+                        node_url(url, self.settings.amqp_heartbeat_seconds),
+                        ssl_context=self._ssl_context(url),
+                        timeout=self.settings.amqp_connect_timeout_seconds,
+                    ),
+                    self.settings.amqp_connect_timeout_seconds + 1,
+                )
+            except Exception as exc:
+                failure = exc
+                if len(urls) > 1:
+                    log.warning(
+                        "broker node unreachable", node=node_name(url), error=str(exc) or type(exc).__name__
+                    )
+                continue
+            self.node = node_name(url)
+            return connection
+        assert failure is not None
+        raise failure
+
+    async def _probe(self, channel: aio_pika.abc.AbstractChannel, lost: asyncio.Event) -> None:
+        """Drop the session when the node leaves a round trip unanswered for the heartbeat.
+
+        A frozen node (SIGSTOP, a hung VM) keeps its sockets open, and aiormq notices the silence
+        only after three heartbeat intervals plus three seconds.
+        """
+        timeout = self.settings.amqp_heartbeat_seconds
+        try:
+            underlay = await channel.get_underlay_channel()
+            while not lost.is_set():
+                await asyncio.sleep(1.0)
+                await asyncio.wait_for(
+                    underlay.exchange_declare(exchange=topology.EVENTS_EXCHANGE, passive=True), timeout
+                )
+        except Exception as exc:
+            if not lost.is_set():
+                log.warning(
+                    "broker node stopped answering; moving on",
+                    node=self.node,
+                    error=str(exc) or type(exc).__name__,
+                )
+            lost.set()
 
     async def run(self, on_message: MessageHandler) -> None:
         """Keep a session alive until :meth:`close`; reconnect with backoff after any loss."""
@@ -103,9 +212,11 @@ class Broker:
                 delays = backoff(0.1, 5.0)
                 stop_wait = asyncio.create_task(self._stop.wait())
                 lost_wait = asyncio.create_task(lost.wait())
-                await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-                stop_wait.cancel()
-                lost_wait.cancel()
+                assert self._publish_channel is not None
+                probe = asyncio.create_task(self._probe(self._publish_channel, lost))
+                await asyncio.wait({stop_wait, lost_wait, probe}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (stop_wait, lost_wait, probe):
+                    task.cancel()
                 if lost.is_set() and not self._stop.is_set():
                     log.warning("broker session lost; reconnecting")
             except Exception as exc:
@@ -125,8 +236,7 @@ class Broker:
                     pass
 
     async def _open(self, on_message: MessageHandler, lost: asyncio.Event) -> None:
-        url = self.settings.amqp_url.get_secret_value()
-        connection = await _connect(url, ssl_context=self._ssl_context(), timeout=10)
+        connection = await self._connect_next()
         self._connection = connection
         connection.close_callbacks.add(lambda *_: lost.set())
         publish = await connection.channel(publisher_confirms=True)
@@ -141,12 +251,9 @@ class Broker:
         self._dead_letter_exchange = await publish.declare_exchange(
             topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dlq = topology.dead_letter_queue()
+        dlq, spec = queue_specs(self.settings)
         dead = await publish.declare_queue(dlq.name, durable=True, arguments=dlq.arguments)
         await dead.bind(self._dead_letter_exchange, routing_key="")
-        spec = topology.command_queue(
-            quorum=self.settings.quorum_queue, delivery_limit=self.settings.delivery_limit
-        )
         self._queue = await consume.declare_queue(spec.name, durable=True, arguments=spec.arguments)
         underlay = await consume.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(lambda *_: lost.set())
@@ -155,7 +262,7 @@ class Broker:
         self._sessions += 1
         if self._sessions > 1:
             metrics.RECONNECTS.labels("broker").inc()
-        log.info("broker session open", session=self._sessions, consuming=self._consuming)
+        log.info("broker session open", session=self._sessions, node=self.node, consuming=self._consuming)
         self.connected.set()
 
     async def _teardown(self) -> None:

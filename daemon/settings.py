@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import topology
 
 
 class Settings(BaseSettings):
@@ -20,18 +23,45 @@ class Settings(BaseSettings):
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     amqp_ca_file: str | None = None
+    # One broker node's URL or several, comma-separated (a cluster: deploy/README.md). A lost
+    # session is re-opened on the next node of the list; each node gets this long to answer a
+    # connect, and a node that leaves a round trip unanswered for the heartbeat is dropped.
+    amqp_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    amqp_heartbeat_seconds: int = Field(default=5, ge=1, le=600)
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/relationd")
     database_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
         None
     )
     database_ca_file: str | None = None
+    # Each host of RELATIOND_DATABASE_URL gets this long to answer a connect. A statement that
+    # runs longer than the command timeout is abandoned and retried on a new session: that is how
+    # a frozen primary is left for the promoted standby.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_command_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    prefetch: int = Field(default=64, ge=1, le=10000)
+    prefetch: int = Field(default=1024, ge=1, le=10000)
     pool_size: int = Field(default=10, ge=1, le=500)
+    # Fair shares between users (daemon/fairness.py): database turns go round robin over the users
+    # with commands waiting; one user holds at most user_concurrency turns (0: the pool size less
+    # one) and user_max_held commands or user_max_held_bytes of bodies of the window (prefetch);
+    # past that its deliveries are refused with RateLimited.
+    fairness: bool = True
+    user_concurrency: int = Field(default=0, ge=0, le=500)
+    user_max_held: int = Field(default=512, ge=1, le=10000)
+    user_max_held_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_bag_bytes: int = Field(default=256 * 1024, ge=64)
     quorum_queue: bool = True
     delivery_limit: int = Field(default=20, ge=1)
+    # Sent as x-quorum-initial-group-size with every quorum queue relationd declares: the same
+    # value whatever the cluster's size (the broker caps it at the number of nodes), because the
+    # broker refuses a redeclaration whose value differs from the queue's.
+    quorum_group_size: int = Field(default=topology.QUORUM_GROUP_SIZE, ge=1, le=99)
+    # The dead-letter queue keeps refused command bodies (settings values included): bounded,
+    # oldest dropped first, each letter kept at most this long.
+    dead_letter_max_messages: int = Field(default=topology.DEAD_LETTER_MAX_MESSAGES, ge=1)
+    dead_letter_max_bytes: int = Field(default=topology.DEAD_LETTER_MAX_BYTES, ge=1)
+    dead_letter_ttl_seconds: int = Field(default=topology.DEAD_LETTER_TTL_SECONDS, ge=1, le=2**31 // 1000)
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch: int = Field(default=500, ge=1, le=10000)
@@ -47,3 +77,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     allow_anonymous: bool = False
     superusers: list[str] = Field(default_factory=list)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_nodes(cls, value: SecretStr) -> SecretStr:
+        """Every item of the list an amqp:// or amqps:// URL (the message names no password)."""
+        urls = [u.strip() for u in value.get_secret_value().split(",")]
+        for number, url in enumerate(urls, 1):
+            if urlsplit(url).scheme not in ("amqp", "amqps"):
+                raise ValueError(
+                    f"item {number} of {len(urls)} is not an amqp:// or amqps:// URL "
+                    "(separate broker nodes with commas; percent-encode a comma in a password as %2C)"
+                )
+        return value
+
+    def amqp_urls(self) -> list[str]:
+        """The broker nodes of RELATIOND_AMQP_URL, in order (commas in a password: percent-encode)."""
+        return [u.strip() for u in self.amqp_url.get_secret_value().split(",") if u.strip()]

@@ -30,6 +30,7 @@ import asyncpg
 import pytest
 
 from contracts import topology
+from daemon.broker import queue_specs
 from daemon.settings import Settings
 from tests.conftest import ADMIN_DSN, AMQP_URL
 from tests.service_support import own_database, stop_daemon, wait_readyz
@@ -148,6 +149,25 @@ def test_env_example_names_every_setting() -> None:
     assert extra == set(), "deploy/relationd.env.example documents settings that do not exist"
 
 
+def test_definitions_declare_the_queues_as_the_daemon_does_by_default() -> None:
+    """The broker refuses a redeclaration whose arguments differ, so the shipped definitions must
+    hold exactly what a daemon with default settings declares, and the dead-letter policy the same
+    bounds (it also bounds a classic dead-letter queue left by an older relationd)."""
+    shipped = json.loads((DEPLOY / "rabbitmq/definitions.json").read_text())
+    queues = {q["name"]: q["arguments"] for q in shipped["queues"]}
+    dead, command = queue_specs(Settings())
+    assert queues == {command.name: command.arguments, dead.name: dead.arguments}
+    (policy,) = shipped["policies"]
+    assert re.fullmatch(policy["pattern"], topology.DEAD_LETTER_QUEUE)
+    assert not re.search(policy["pattern"], topology.COMMAND_QUEUE)
+    assert policy["definition"] == {
+        "max-length": dead.arguments["x-max-length"],
+        "max-length-bytes": dead.arguments["x-max-length-bytes"],
+        "overflow": dead.arguments["x-overflow"],
+        "message-ttl": dead.arguments["x-message-ttl"],
+    }
+
+
 def test_env_example_shows_the_true_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("RELATIOND_"):
@@ -250,11 +270,27 @@ def test_definitions_load_as_declared_and_reload_idempotently(broker: Broker) ->
     assert "new users: none" in again and "password kept" in again
 
     queues = _rabbitmqctl("list_queues", "-p", broker.vhost, "name", "type", "durable", "arguments")
-    assert re.search(r"^relationd\.dead-letter\tclassic\ttrue\t\[\]$", queues, re.MULTILINE), queues
     commands = next(line for line in queues.splitlines() if line.startswith("relationd.commands\t"))
     assert "\tquorum\ttrue\t" in commands
-    for arg in ('{"x-dead-letter-exchange","relationd.dead-letter"}', '{"x-delivery-limit",20}'):
+    for arg in (
+        '{"x-dead-letter-exchange","relationd.dead-letter"}',
+        '{"x-delivery-limit",20}',
+        '{"x-quorum-initial-group-size",3}',
+    ):
         assert arg in commands
+    # The dead-letter queue survives a node (quorum), is bounded and forgets (issue 15, part 7).
+    dead = next(line for line in queues.splitlines() if line.startswith("relationd.dead-letter\t"))
+    assert "\tquorum\ttrue\t" in dead
+    for arg in (
+        '{"x-max-length",10000}',
+        '{"x-max-length-bytes",67108864}',
+        '{"x-overflow","drop-head"}',
+        '{"x-message-ttl",604800000}',
+        '{"x-quorum-initial-group-size",3}',
+    ):
+        assert arg in dead, dead
+    policies = _rabbitmqctl("list_queues", "-p", broker.vhost, "name", "policy")
+    assert re.search(r"^relationd\.dead-letter\trelationd-dead-letter-bounds$", policies, re.MULTILINE)
 
     perms = _rabbitmqctl("list_permissions", "-p", broker.vhost).splitlines()
     assert sorted(perms[1:]) == sorted(
@@ -291,10 +327,9 @@ async def test_daemon_user_declares_its_topology_and_nothing_else(broker: Broker
         dead = await channel.declare_exchange(
             topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dlq = topology.dead_letter_queue()
+        dlq, spec = queue_specs(settings)
         dead_queue = await channel.declare_queue(dlq.name, durable=True, arguments=dlq.arguments)
         await dead_queue.bind(dead, routing_key="")
-        spec = topology.command_queue(quorum=settings.quorum_queue, delivery_limit=settings.delivery_limit)
         await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
         await events.publish(aio_pika.Message(b"{}"), routing_key=f"{uuid.uuid4()}.relation-life.0")
         await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key="amq.gen-reply")
