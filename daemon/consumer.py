@@ -8,6 +8,7 @@ as long as the daemon runs; if it stops first, the message stays unacked and is 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 import uuid
@@ -19,7 +20,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import errors, topology
 from contracts.errors import RelationdError
-from daemon import logs, metrics
+from daemon import amqp_decoding, logs, metrics
 from daemon.applier import Applied, apply, error_reply
 from daemon.broker import Broker
 from daemon.parsing import Parsed, parse
@@ -78,6 +79,13 @@ class CommandConsumer:
         if message.redelivered:
             metrics.REDELIVERIES.inc()
         try:
+            undecodable = amqp_decoding.fault_of(message.headers)
+            if undecodable is not None:
+                outcome = "invalid"
+                invalid = errors.InvalidCommand(undecodable.message, field=undecodable.field)
+                await self._refuse(message, invalid)
+                stage = Stage.acked
+                return
             try:
                 parsed = parse(
                     message.body,
@@ -227,12 +235,13 @@ def _copyable(value: Any) -> Any:
     """A received header value in a form that can be published again.
 
     aio-pika decodes a header string that is not UTF-8 as bytes, which it cannot encode, and
-    sends every float as a float32, which a double from another client may not fit: either way
-    the dead-letter copy failed and the message stayed unacked, holding a prefetch slot until the
-    session ended. Such values are copied as text.
+    sends every float as a float32, which a double from another client may not fit; a decimal
+    (unsigned mantissa on the wire, signed in pamqp's encoder) and a byte array do not encode
+    again either: each way the dead-letter copy failed and the message stayed unacked, holding a
+    prefetch slot until the session ended. Such values are copied as text.
     """
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
@@ -242,4 +251,6 @@ def _copyable(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [_copyable(v) for v in value]
-    return value
+    if value is None or isinstance(value, str | int | datetime.datetime):
+        return value
+    return str(value)  # a decimal whose scale or mantissa aio-pika cannot encode again, ...
