@@ -154,24 +154,39 @@ def deploy(model: str, application: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
+async def hostile_user_site(url: str, daemon: DaemonProcess) -> AsyncIterator[Site]:
+    """A hostile broker user on the vhost of ``url``, served by the running ``daemon``."""
+    from urllib.parse import unquote, urlsplit
+
+    vhost = unquote(urlsplit(url).path[1:]) or "/"
+    user = f"mallory-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl("add_user", user, "pw-" + user)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        hostile_url = url.replace("guest:guest", f"{user}:pw-{user}")
+        site = Site(url, hostile_url, user, daemon)
+        try:
+            await site.open()
+            yield site
+        finally:
+            await site.close()
+    finally:
+        rabbitmqctl("delete_user", user)
+
+
+@asynccontextmanager
 async def hostile_site(database_url: str, log_dir: Path, **settings: Any) -> AsyncIterator[Site]:
     """A private vhost with a hostile broker user and a daemon of its own, torn down after."""
     vhost = f"relationd-hostile-{uuid.uuid4().hex[:10]}"
-    user = f"mallory-{uuid.uuid4().hex[:6]}"
     create_vhost(vhost)
-    rabbitmqctl("add_user", user, "pw-" + user)
-    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
     url = vhost_url(AMQP_URL, vhost)
     daemon = DaemonProcess(url, database_url, log_dir, **settings)
-    site = Site(url, vhost_url(AMQP_URL.replace("guest:guest", f"{user}:pw-{user}"), vhost), user, daemon)
     try:
         daemon.start()
         await daemon.wait_ready()
-        await site.open()
-        yield site
+        async with hostile_user_site(url, daemon) as site:
+            yield site
     finally:
-        await site.close()
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.terminate()
-        rabbitmqctl("delete_user", user)
         delete_vhost(vhost)
