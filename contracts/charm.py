@@ -7,11 +7,12 @@ Real metadata is accepted as it is: keys relationd does not use are ignored, and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.names import EndpointName, InterfaceName
+from contracts.storable import IntegerCount, StorableText
 
 IMPLICIT_ENDPOINT = "juju-info"
 
@@ -33,7 +34,7 @@ class RelationMeta(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     interface: InterfaceName
-    limit: int | None = Field(default=None, ge=0)
+    limit: IntegerCount | None = None
     optional: bool = False
     scope: Scope = Scope.global_
 
@@ -48,7 +49,7 @@ class CharmMetadata(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: str | None = Field(default=None, max_length=128)
+    name: Annotated[StorableText, Field(max_length=128)] | None = None
     subordinate: bool = False
     provides: dict[EndpointName, RelationMeta] = Field(default_factory=dict, max_length=256)
     requires: dict[EndpointName, RelationMeta] = Field(default_factory=dict, max_length=256)

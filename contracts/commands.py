@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from contracts.charm import CharmMetadata
 from contracts.names import (
@@ -20,21 +20,10 @@ from contracts.names import (
     RelationRef,
     UnitName,
 )
+from contracts.storable import BigIntCount, StorableText
 
-
-def _storable(value: str) -> str:
-    """Text PostgreSQL can store: no NUL, no lone surrogate (invalid UTF-8 on the wire)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-SettingKey = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_storable)]
-SettingValue = Annotated[str, StringConstraints(max_length=65536), AfterValidator(_storable)]
+SettingKey = Annotated[StorableText, StringConstraints(min_length=1, max_length=256)]
+SettingValue = Annotated[StorableText, StringConstraints(max_length=65536)]
 # A write to a settings bag: named keys are set, a key given "" is deleted, others stay.
 Settings = Annotated[dict[SettingKey, SettingValue], Field(max_length=1000)]
 
@@ -228,7 +217,7 @@ class SetRelationStatus(_ModelCommand):
     relation: RelationRef
     unit: UnitName
     status: RelationStatus
-    message: Annotated[str, StringConstraints(max_length=1024), AfterValidator(_storable)] = ""
+    message: Annotated[StorableText, StringConstraints(max_length=1024)] = ""
 
 
 # ---- reads ----------------------------------------------------------------------------------
@@ -273,15 +262,25 @@ class RelationIds(_Read):
 
 
 class RelationUnits(_Read):
-    """The units in a relation's scope, optionally of one application (``relation-list``)."""
+    """The units in a relation's scope, optionally of one application (``relation-list``).
+
+    With ``as_unit``, as that unit sees them: in a container-scoped relation, only the units of
+    its own container (a principal and its subordinates). Without it, every unit.
+    """
 
     type: Literal["relation_units"] = "relation_units"
     relation: RelationRef
     application: ApplicationName | None = None
+    as_unit: UnitName | None = None
 
 
 class GetUnitSettings(_Read):
-    """A unit's settings in a relation; ``as_unit`` checks the read as that unit's."""
+    """A unit's settings in a relation; ``as_unit`` checks the read as that unit's.
+
+    A unit that left the scope is read from its archive: its last settings, until the relation is
+    removed or it enters again. As ``as_unit``, in a container-scoped relation, only units of its
+    own container are found.
+    """
 
     type: Literal["get_unit_settings"] = "get_unit_settings"
     relation: RelationRef
@@ -317,10 +316,10 @@ class EventsAfter(_Read):
     """The model's change events after sequence ``after`` (replay for watchers)."""
 
     type: Literal["events_after"] = "events_after"
-    after: int = Field(default=0, ge=0)
+    after: BigIntCount = 0
     limit: int = Field(default=1000, ge=1, le=10000)
-    namespace: Annotated[str, StringConstraints(max_length=64)] | None = None
-    relation_id: int | None = Field(default=None, ge=0)
+    namespace: Annotated[StorableText, StringConstraints(max_length=64)] | None = None
+    relation_id: BigIntCount | None = None
 
 
 class Snapshot(_Read):

@@ -1,15 +1,16 @@
 """One command, one transaction: dedupe, access and model lock, handler, outbox, reply.
 
-The reply is stored with the command id, so a redelivered command is answered from the store and
-changes nothing. A domain error is stored as the reply too, so the same command always gets the
-same answer: the attempt that refused is rolled back and the command applied again with its
-handler in a savepoint, which the common, successful path does not pay for.
+The reply is stored with the command id and its sender, so a redelivered command is answered from
+the store and changes nothing; command ids are not secret (events carry them), so the stored reply
+goes only to the sender or to a user with the access the command needed. A domain error is stored
+as the reply too, so the same command always gets the same answer: the attempt that refused is
+rolled back and the command applied again with its handler in a savepoint, which the common,
+successful path does not pay for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -19,14 +20,16 @@ from pydantic_core import to_jsonable_python
 from contracts import errors
 from contracts.errors import RelationdError
 from contracts.events import routing_key
-from contracts.names import UUID_RE
+from contracts.names import is_uuid
 from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, access, authorize, lookup
 from handlers import Outcome as HandlerOutcome
 
 SYSTEM = Actor.system()
 
+# The claim records the sender, to whom alone (and to users with the access the command needed)
+# a duplicate is answered from the store.
 _CLAIM = """
-INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($1, $2, $3)
+INSERT INTO processed_command (command_id, command_type, body_sha256, sender) VALUES ($1, $2, $3, $4)
 ON CONFLICT (command_id) DO NOTHING
 RETURNING command_id
 """
@@ -35,7 +38,7 @@ RETURNING command_id
 # command that is then refused is rolled back with the rest.
 _CLAIM_LOCKING_MODEL = """
 WITH claim AS (
-    INSERT INTO processed_command (command_id, command_type, body_sha256) VALUES ($3, $4, $5)
+    INSERT INTO processed_command (command_id, command_type, body_sha256, sender) VALUES ($3, $4, $5, $2)
     ON CONFLICT (command_id) DO NOTHING
     RETURNING command_id
 ), m AS (
@@ -48,7 +51,7 @@ LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = $2
 """
 _CLAIM_LOCKING_MODEL_BY_NAME = _CLAIM_LOCKING_MODEL.format(model_matches="name = $1")
 _CLAIM_LOCKING_MODEL_BY_UUID = _CLAIM_LOCKING_MODEL.format(model_matches="uuid = $1::uuid")
-_STORED = "SELECT body_sha256, reply FROM processed_command WHERE command_id = $1"
+_STORED = "SELECT body_sha256, reply, sender FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # The end of a command that changed its model, in one round trip: number its events (gapless per
 # model), insert them into the log and the outbox and store the reply. A model removed in this
@@ -156,8 +159,11 @@ async def _write(
     with lookup.one_transaction():
         try:
             async with conn.transaction():
-                if not await _claim_and_authorize(conn, command_id, digest, cmd, actor):
-                    return await _stored(conn, command_id, digest, cmd.type)
+                claimed, refusal = await _claim_and_authorize(conn, command_id, digest, cmd, actor)
+                if not claimed:
+                    return await _stored(conn, command_id, digest, cmd, actor, refusal)
+                if refusal is not None:
+                    raise _Denied(refusal)
                 if not savepoint:
                     try:
                         outcome = await _run(conn, cmd, actor)
@@ -180,34 +186,56 @@ async def _write(
             return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
 
 
-async def _claim_and_authorize(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor) -> bool:
-    """Claim the command id; False when it was claimed before (a duplicate, answered from the
-    store whatever the actor may do now). Raises _Denied when the actor may not send ``cmd``."""
+async def _claim_and_authorize(
+    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor
+) -> tuple[bool, RelationdError | None]:
+    """Claim the command id for ``actor`` and check the actor's access, in one round trip.
+
+    Returns whether the id was claimed now (False: a duplicate) and the refusal the actor gets
+    without a stored reply (ModelNotFound, PermissionDenied), None when the actor may send ``cmd``.
+    """
     needed = access.level_to_check(actor, cmd)
     if needed is None:
-        return await conn.fetchval(_CLAIM, command_id, cmd.type, digest) is not None
-    query = _CLAIM_LOCKING_MODEL_BY_UUID if re.match(UUID_RE, cmd.model) else _CLAIM_LOCKING_MODEL_BY_NAME
+        claimed = await conn.fetchval(_CLAIM, command_id, cmd.type, digest, actor.user) is not None
+        return claimed, None
+    query = _CLAIM_LOCKING_MODEL_BY_UUID if is_uuid(cmd.model) else _CLAIM_LOCKING_MODEL_BY_NAME
     row = await conn.fetchrow(query, cmd.model, actor.user, command_id, cmd.type, digest)
-    if not row["claimed"]:
-        return False
     if row["uuid"] is None:
-        raise _Denied(lookup.model_not_found(cmd.model))
+        return row["claimed"], lookup.model_not_found(cmd.model)
     lookup.remember_model(conn, cmd.model, row, locked=True)
     try:
         access.check(actor, cmd, needed, row, row["level_id"])
     except RelationdError as err:
-        raise _Denied(err) from None
-    return True
+        return row["claimed"], err
+    return row["claimed"], None
 
 
-async def _stored(conn: Any, command_id: str, digest: str, cmd_type: str) -> Applied:
+async def _stored(
+    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor, refusal: RelationdError | None
+) -> Applied:
+    """Answer a duplicate command id from the store, to its sender or to an actor with the access
+    the command needed; anyone else gets the refusal they would get without the duplicate.
+
+    A command open to every user (create_model) is answered from the store to its sender and to
+    superusers only. Rows stored before schema 4 have no sender: they go to the users with the
+    access the command needed. Nothing is written either way.
+    """
     row = await conn.fetchrow(_STORED, command_id)
+    if row["sender"] is None or row["sender"] != actor.user:
+        if refusal is not None:
+            return Applied(error_reply(command_id, cmd.type, refusal), Disposition.denied)
+        if not actor.superuser and access.required_level(cmd) is None:
+            err = errors.InvalidCommand(
+                f"command id {command_id!r} was already used by another user; command ids must be unique",
+                field="message_id",
+            )
+            return Applied(error_reply(command_id, cmd.type, err), Disposition.denied)
     if row["body_sha256"] != digest:
         err = errors.InvalidCommand(
             f"command id {command_id!r} was already used for a different command; command ids must be unique",
             field="message_id",
         )
-        return Applied(error_reply(command_id, cmd_type, err), Disposition.refused)
+        return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
     return Applied(dict(row["reply"]), Disposition.duplicate)
 
 

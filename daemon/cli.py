@@ -11,7 +11,8 @@ import typer
 from pydantic import ValidationError
 
 from daemon import logs
-from daemon.database import dsn, redacted
+from daemon.database import dsn
+from daemon.redaction import redact
 from daemon.settings import Settings
 
 app = typer.Typer(
@@ -80,7 +81,7 @@ def migrate(
     try:
         version = asyncio.run(go())
     except (OSError, asyncpg.PostgresError) as exc:
-        url = redacted(settings.database_url.get_secret_value())
+        url = redact(settings.database_url.get_secret_value())
         typer.echo(f"relationd migrate: cannot apply the schema to {url}: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
@@ -94,8 +95,8 @@ def config() -> None:
     """Print the effective settings as JSON, secrets masked."""
     settings = _settings()
     data = json.loads(settings.model_dump_json())
-    data["amqp_url"] = redacted(settings.amqp_url.get_secret_value())
-    data["database_url"] = redacted(settings.database_url.get_secret_value())
+    data["amqp_url"] = redact(settings.amqp_url.get_secret_value())
+    data["database_url"] = redact(settings.database_url.get_secret_value())
     typer.echo(json.dumps(data, indent=2))
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _LOCK = 0x72656C6D  # "relm": one migrator at a time across every instance
 
 

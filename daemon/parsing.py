@@ -12,8 +12,14 @@ from contracts import errors
 from contracts.commands import COMMAND_TYPES
 from contracts.topology import CONTENT_TYPE
 from daemon.applier import body_digest
+from daemon.bounds import shorten
 
 _MAX_COMMAND_ID = 200
+# A refusal names the field at fault by pydantic's path, which holds the offending map keys: each
+# part and the message are cut to these lengths, so a 1 MB key makes no 1 MB reply or log line.
+_MAX_PATH_PART = 64
+_MAX_PATH = 256
+_MAX_REASON = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +27,12 @@ class Parsed:
     command_id: str
     digest: str
     command: Any
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a dotted field path of bounded length ("body" for none)."""
+    path = ".".join(shorten(str(p), _MAX_PATH_PART) for p in loc)
+    return shorten(path, _MAX_PATH) or "body"
 
 
 def _reject_constant(name: str) -> float:
@@ -35,9 +47,10 @@ def parse(body: bytes, *, message_id: str | None, content_type: str | None, max_
             size=len(body),
             limit=max_body_bytes,
         )
-    if not message_id or len(message_id) > _MAX_COMMAND_ID:
+    if not message_id or len(message_id) > _MAX_COMMAND_ID or "\x00" in message_id:
         raise errors.InvalidCommand(
-            f"message_id must be set to a unique command id of 1 to {_MAX_COMMAND_ID} characters",
+            f"message_id must be set to a unique command id of 1 to {_MAX_COMMAND_ID} characters, "
+            "without NUL",
             field="message_id",
         )
     if content_type not in (None, "", CONTENT_TYPE):
@@ -61,9 +74,9 @@ def parse(body: bytes, *, message_id: str | None, content_type: str | None, max_
         command = cls.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
+        field = field_path(first["loc"])
         raise errors.InvalidCommand(
-            f"{kind}: field {field!r}: {first['msg']}"
+            f"{kind}: field {field!r}: {shorten(first['msg'], _MAX_REASON)}"
             + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
             field=field,
         ) from None

@@ -11,14 +11,15 @@ import contextlib
 import signal
 from typing import Any
 
-from daemon import logs
+from daemon import logs, metrics
 from daemon.broker import Broker
 from daemon.consumer import CommandConsumer
-from daemon.database import create_pool, redacted
+from daemon.database import create_pool
 from daemon.health import HealthServer
 from daemon.migrate import SCHEMA_VERSION, schema_version
 from daemon.notify import Notifier
 from daemon.outbox import OutboxRelay
+from daemon.redaction import redact
 from daemon.settings import Settings
 from handlers import settings_bag
 
@@ -61,10 +62,10 @@ class Service:
         self.notifier.status("connecting to the database")
         log.info(
             "starting",
-            database=redacted(s.database_url.get_secret_value()),
+            database=redact(s.database_url.get_secret_value()),
             database_sslmode=s.database_sslmode,
             database_ca_file=s.database_ca_file,
-            broker=redacted(s.amqp_url.get_secret_value()),
+            broker=redact(s.amqp_url.get_secret_value()),
             amqp_ca_file=s.amqp_ca_file,
             prefetch=s.prefetch,
         )
@@ -99,6 +100,9 @@ class Service:
                 f"{SCHEMA_VERSION}: upgrade relationd"
             )
         self.relay = OutboxRelay(s, self.pool, self.broker)
+        relay = self.relay
+        metrics.RELAY_LEADER.set_function(lambda: float(relay.leading))
+        metrics.OUTBOX_MAX_LAG.set(s.outbox_max_lag_seconds)
         self.consumer = CommandConsumer(s, self.pool, self.broker, on_events=self.relay.committed)
         self._tasks = [
             asyncio.create_task(self.broker.run(self.consumer.on_message)),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from contracts import errors
-from contracts.names import UUID_RE, unit_application
+from contracts.names import is_uuid, unit_application
 
 Record = Any  # asyncpg.Record
 
@@ -103,7 +102,7 @@ async def model(conn: Any, ref: str, *, lock: bool) -> Record:
     seen = _SEEN.get()
     if seen is not None and (hit := seen.get((id(conn), ref))) is not None and (hit[1] or not lock):
         return hit[0]
-    query = _MODEL_BY_UUID if re.match(UUID_RE, ref) else _MODEL_BY_NAME
+    query = _MODEL_BY_UUID if is_uuid(ref) else _MODEL_BY_NAME
     if lock:
         query += " FOR NO KEY UPDATE"
     row = await conn.fetchrow(query, ref)
@@ -118,7 +117,7 @@ async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) 
 
     Raises ModelNotFound.
     """
-    query = _MODEL_ACCESS_BY_UUID if re.match(UUID_RE, ref) else _MODEL_ACCESS_BY_NAME
+    query = _MODEL_ACCESS_BY_UUID if is_uuid(ref) else _MODEL_ACCESS_BY_NAME
     if lock:
         query += " FOR NO KEY UPDATE OF m"
     row = await conn.fetchrow(query, ref, user)

@@ -285,3 +285,102 @@ async def test_topic_permissions_stop_binding_to_another_models_events(site: dic
 def test_deploy_ships_the_topic_permission_recipe() -> None:
     readme = (Path(__file__).resolve().parent.parent / "deploy" / "README.md").read_text()
     assert "set_topic_permissions" in readme
+
+
+# ---- a duplicate command id is answered from the store only to whom it belongs ---------------
+
+
+async def _stored_reply(database_url: str, command_id: str) -> tuple[Any, Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT reply::text, sender FROM processed_command WHERE command_id = $1", command_id
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["reply"], row["sender"]
+
+
+async def test_a_duplicate_command_id_answers_only_its_sender_or_a_user_with_the_access(
+    site: dict[str, Any], database_url: str
+) -> None:
+    model = await _model_of(site)
+    c, users = site["clients"], site["users"]
+    await c["alice"].call({"type": "grant", "model": model, "user": users["bob"], "level": "read"})
+    await c["alice"].call({"type": "grant", "model": model, "user": users["carol"], "level": "write"})
+    command_id = str(uuid.uuid4())
+    body = {"type": "add_units", "model": model, "application": "mysql", "count": 2}
+    first = await c["alice"].send(body, command_id=command_id)
+    assert first is not None and first["result"]["units"] == ["mysql/1", "mysql/2"]
+    stored_before = await _stored_reply(database_url, command_id)
+    assert stored_before[1] == users["alice"]
+
+    # No access, read access: the refusal they get without the duplicate, never alice's reply.
+    for who, needed_has in (("mallory", "no access"), ("bob", "read access")):
+        reply = await c[who].send(body, command_id=command_id)
+        assert reply is not None and reply["ok"] is False, (who, reply)
+        assert reply["error"]["code"] == "PermissionDenied", (who, reply)
+        assert needed_has in reply["error"]["message"] and users[who] in reply["error"]["message"]
+        assert "mysql/1" not in str(reply)
+    # The sender, a user with write access and a superuser get the stored reply.
+    for who in ("alice", "carol", "ops"):
+        assert await c[who].send(body, command_id=command_id) == first, who
+    assert await _stored_reply(database_url, command_id) == stored_before
+    units = (await c["alice"].call({"type": "list_applications", "model": model}))[0]["units"]
+    assert units == ["mysql/0", "mysql/1", "mysql/2"]  # applied once
+    logged = [line for line in site["daemon"].log_lines() if line.get("command_id") == command_id]
+    outcomes = [(line.get("user"), line.get("outcome")) for line in logged if line.get("event") == "command"]
+    assert (users["mallory"], "denied") in outcomes and (users["carol"], "duplicate") in outcomes
+
+
+async def test_a_duplicate_command_id_of_a_removed_model_is_model_not_found_for_others(
+    site: dict[str, Any],
+) -> None:
+    model = await _model_of(site)
+    c = site["clients"]
+    command_id = str(uuid.uuid4())
+    body = {"type": "remove_model", "model": model}
+    first = await c["alice"].send(body, command_id=command_id)
+    assert first is not None and first["ok"], first
+    other = await c["mallory"].send(body, command_id=command_id)
+    assert other is not None and other["error"]["code"] == "ModelNotFound", other
+    assert await c["alice"].send(body, command_id=command_id) == first
+
+
+async def test_a_duplicate_create_model_answers_only_its_sender_and_superusers(
+    site: dict[str, Any], database_url: str
+) -> None:
+    c, users = site["clients"], site["users"]
+    command_id = str(uuid.uuid4())
+    body = {"type": "create_model", "name": f"dup-{uuid.uuid4().hex[:8]}"}
+    first = await c["alice"].send(body, command_id=command_id)
+    assert first is not None and first["ok"], first
+    other = await c["mallory"].send(body, command_id=command_id)
+    assert other is not None and other["ok"] is False, other
+    assert other["error"]["code"] == "InvalidCommand" and other["error"]["details"] == {"field": "message_id"}
+    assert "already used by another user" in other["error"]["message"]
+    assert first["result"]["uuid"] not in str(other)
+    assert await c["ops"].send(body, command_id=command_id) == first
+    assert await c["alice"].send(body, command_id=command_id) == first
+    assert (await _stored_reply(database_url, command_id))[1] == users["alice"]
+
+
+async def test_a_reply_stored_before_schema_4_has_no_sender_and_goes_by_access(
+    site: dict[str, Any], database_url: str
+) -> None:
+    """A row from before the sender was recorded: the users with the access the command needed
+    still get its reply (its sender among them, if the access is unchanged), others do not."""
+    model = await _model_of(site)
+    c = site["clients"]
+    command_id = str(uuid.uuid4())
+    body = {"type": "add_units", "model": model, "application": "wordpress"}
+    first = await c["alice"].send(body, command_id=command_id)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE processed_command SET sender = NULL WHERE command_id = $1", command_id)
+    finally:
+        await conn.close()
+    other = await c["mallory"].send(body, command_id=command_id)
+    assert other is not None and other["error"]["code"] == "PermissionDenied", other
+    assert await c["alice"].send(body, command_id=command_id) == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -324,6 +325,92 @@ async def test_malformed_messages_are_answered_and_dead_lettered_between_valid_o
         letter = letters[command_id]
         assert letter.headers[DEAD_LETTER_CODE_HEADER] == code
         assert letter.headers[DEAD_LETTER_REASON_HEADER]
+
+
+MODEL_UUID = "6f1c0f7e-5f0e-4a51-9d3c-0a7d2b1f9e11"
+# Input the contracts once let through to PostgreSQL, which refused it: an Internal reply. Each is
+# InvalidCommand naming the field now (body, the field named).
+STORABLE_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("uuid-newline-write", {"type": "add_units", "model": MODEL_UUID + "\n", "application": "mysql"}, "model"),
+    ("uuid-newline-read", {"type": "list_applications", "model": MODEL_UUID + "\n"}, "model"),
+    ("name-newline", {"type": "list_applications", "model": "{m}\n"}, "model"),
+    ("after-2**63", {"type": "events_after", "model": "{m}", "after": 2**63}, "after"),
+    ("relation_id-2**63", {"type": "events_after", "model": "{m}", "relation_id": 2**63}, "relation_id"),
+    ("namespace-nul", {"type": "events_after", "model": "{m}", "namespace": "rel\x00ation"}, "namespace"),
+    (
+        "limit-2**31",
+        {"type": "deploy", "model": "{m}", "application": "big",
+         "charm": {"provides": {"db": {"interface": "mysql", "limit": 2**31}}}},
+        "charm.provides.db.limit",
+    ),
+    (
+        "charm-name-nul",
+        {"type": "deploy", "model": "{m}", "application": "nul", "charm": {"name": "my\x00sql"}},
+        "charm.name",
+    ),
+    ("endpoint-newline", {"type": "relation_ids", "model": "{m}", "endpoint": "mysql:db\n"}, "endpoint"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [c[1:] for c in STORABLE_CASES], ids=[c[0] for c in STORABLE_CASES]
+)
+async def test_input_postgresql_cannot_hold_is_invalid_command_naming_the_field(
+    client: Any, body: dict[str, Any], field: str
+) -> None:
+    model = name()
+    await client.call({"type": "create_model", "name": model})
+    body = {k: (v.replace("{m}", model) if isinstance(v, str) else v) for k, v in body.items()}
+    reply = await client.send(body)
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"]["code"] == "InvalidCommand", reply
+    assert reply["error"]["details"] == {"field": field}, reply
+
+
+async def test_a_message_id_with_nul_is_invalid_command(client: Any) -> None:
+    command_id = f"nul\x00{uuid.uuid4()}"  # a write: its id is stored, in a text column
+    reply = await client.send({"type": "create_model", "name": name()}, command_id=command_id)
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"]["code"] == "InvalidCommand", reply
+    assert reply["error"]["details"] == {"field": "message_id"}, reply
+
+
+async def test_the_largest_integers_the_columns_hold_are_accepted(client: Any) -> None:
+    model = name()
+    await client.call({"type": "create_model", "name": model})
+    events = await client.call(
+        {"type": "events_after", "model": model, "after": 2**63 - 1, "relation_id": 2**63 - 1}
+    )
+    assert events == []
+    meta = {"provides": {"db": {"interface": "mysql", "limit": 2**31 - 1}}}
+    await client.call({"type": "deploy", "model": model, "application": "big", "charm": meta})
+    endpoints = await client.call({"type": "application_endpoints", "model": model, "application": "big"})
+    assert {e["name"]: e["limit"] for e in endpoints}["db"] == 2**31 - 1
+
+
+# A field path holds the sender's map keys: a 1 MB key once made a 1 MB reply and log line.
+HUGE_KEY_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("settings-key", {"type": "set_unit_settings", "model": "m", "relation": 0, "unit": "a/0",
+                      "settings": {"k" * 1_000_000: "v"}}),
+    ("extra-field", {"type": "list_models", "x" * 1_000_000: 1}),
+    ("endpoint-name", {"type": "deploy", "model": "m", "application": "a",
+                       "charm": {"provides": {"E" * 1_000_000: "http"}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", [c[1] for c in HUGE_KEY_CASES], ids=[c[0] for c in HUGE_KEY_CASES])
+async def test_a_huge_key_makes_no_huge_reply_or_log_line(
+    client: Any, daemon: Any, body: dict[str, Any]
+) -> None:
+    command_id = str(uuid.uuid4())
+    reply = await client.send(body, command_id=command_id)
+    assert reply is not None and reply["error"]["code"] == "InvalidCommand", str(reply)[:500]
+    assert len(json.dumps(reply)) < 2000, len(json.dumps(reply))
+    assert "more]" in reply["error"]["details"]["field"]  # says that it was cut
+    await asyncio.sleep(0.3)
+    lines = [line for line in daemon.log().splitlines() if command_id in line]
+    assert lines, "the refusal is logged"
+    assert max(len(line) for line in lines) < 8000, [len(line) for line in lines]
 
 
 async def test_oversize_body_is_refused(client: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.migrate import apply_schema
+from daemon.migrate import SCHEMA_VERSION, apply_schema
 from handlers.db import init_connection
 from tests.domain import Domain
 
@@ -137,7 +137,7 @@ async def test_schema_2_pending_events_move_to_the_outbox(scratch_url: str) -> N
                FROM generate_series(1, 6) AS g
                RETURNING event_id, published_at IS NULL AS pending"""
         )
-        assert await apply_schema(conn) == 3
+        assert await apply_schema(conn) == SCHEMA_VERSION
         in_outbox = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox")}
         columns = await conn.fetchval(
             "SELECT count(*) FROM information_schema.columns "
@@ -149,6 +149,34 @@ async def test_schema_2_pending_events_move_to_the_outbox(scratch_url: str) -> N
     assert in_outbox == {r["event_id"] for r in rows if r["pending"]}
     assert len(in_outbox) == 3
     assert columns == 0
+
+
+async def test_schema_3_processed_commands_keep_their_replies_with_no_sender(scratch_url: str) -> None:
+    """Upgrading from schema 3, whose processed_command had no sender column: the column is added,
+    the stored rows keep their replies and have no sender (answered only to users with the access
+    the command needed), and new claims record theirs."""
+    conn = await asyncpg.connect(scratch_url)
+    try:
+        await apply_schema(conn)
+        await conn.execute("ALTER TABLE processed_command DROP COLUMN sender")
+        await conn.execute("DELETE FROM schema_version WHERE version = 4")
+        await conn.execute(
+            """INSERT INTO processed_command (command_id, command_type, body_sha256, reply)
+               VALUES ('old', 'add_units', 'x', '{"ok": true}'::jsonb)"""
+        )
+        assert await apply_schema(conn) == SCHEMA_VERSION == 4
+        old = await conn.fetchrow(
+            "SELECT sender, reply = '{\"ok\": true}'::jsonb AS kept FROM processed_command WHERE command_id = 'old'"
+        )
+        await conn.execute(
+            "INSERT INTO processed_command (command_id, command_type, body_sha256, sender) "
+            "VALUES ('new', 'add_units', 'y', 'alice')"
+        )
+        new = await conn.fetchval("SELECT sender FROM processed_command WHERE command_id = 'new'")
+    finally:
+        await conn.close()
+    assert old["sender"] is None and old["kept"]
+    assert new == "alice"
 
 
 async def test_schema_records_its_lookup_values(scratch_url: str) -> None:
@@ -629,3 +657,93 @@ async def test_unlinking_a_subordinate_from_its_principal_is_refused_unless_it_i
     assert (
         await conn.fetchval("SELECT count(*) FROM unit WHERE model_uuid = $1 AND name = 'telegraf/0'", m) == 0
     )
+
+
+# ---- version 4: the departed units' settings archive ------------------------------------------
+
+
+_ARCHIVE = """INSERT INTO relation_unit_archive (model_uuid, relation_endpoint_uuid, unit_name, container_uuid)
+              VALUES ($1, $2, $3, gen_random_uuid())"""
+
+
+async def test_a_unit_cannot_be_both_in_scope_and_archived(domain: Domain, conn: Any) -> None:
+    rel = await _related(domain)
+    await domain.run({"type": "enter_scope", "relation": rel["id"], "unit": "mysql/0"})
+    ids = await _ids(conn, domain.model_uuid, rel["id"])
+    mysql_ep = next(e for e in ids["endpoints"] if e["name"] == "mysql")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="both in scope and archived"):
+        async with conn.transaction():
+            await conn.execute(_ARCHIVE, domain.model_uuid, mysql_ep["uuid"], "mysql/0")
+
+
+async def test_a_unit_cannot_enter_scope_while_still_archived(domain: Domain, conn: Any) -> None:
+    rel = await _related(domain)
+    await domain.run({"type": "enter_scope", "relation": rel["id"], "unit": "mysql/0"})
+    await domain.run({"type": "leave_scope", "relation": rel["id"], "unit": "mysql/0"})
+    m = domain.model_uuid
+    ids = await _ids(conn, m, rel["id"])
+    mysql_ep = next(e for e in ids["endpoints"] if e["name"] == "mysql")
+    mysql_unit = await _unit(conn, m, "mysql/0")
+    assert await conn.fetchval("SELECT count(*) FROM relation_unit_archive WHERE model_uuid = $1", m) == 1
+
+    with pytest.raises(asyncpg.CheckViolationError, match="both in scope and archived"):
+        async with conn.transaction():
+            await conn.execute(
+                """INSERT INTO relation_unit
+                   (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
+                   VALUES ($1, gen_random_uuid(), $2, $3, $4)""",
+                m,
+                mysql_ep["uuid"],
+                mysql_unit["application_uuid"],
+                mysql_unit["uuid"],
+            )
+
+
+async def test_only_a_unit_of_the_endpoints_application_is_archived_there(domain: Domain, conn: Any) -> None:
+    rel = await _related(domain)
+    ids = await _ids(conn, domain.model_uuid, rel["id"])
+    mysql_ep = next(e for e in ids["endpoints"] if e["name"] == "mysql")
+
+    with pytest.raises(asyncpg.CheckViolationError, match="wordpress/0 cannot be archived"):
+        async with conn.transaction():
+            await conn.execute(_ARCHIVE, domain.model_uuid, mysql_ep["uuid"], "wordpress/0")
+
+
+async def test_the_archive_goes_with_its_relation(domain: Domain, conn: Any) -> None:
+    rel = await _related(domain)
+    await domain.run(
+        {"type": "enter_scope", "relation": rel["id"], "unit": "mysql/0", "settings": {"a": "1"}}
+    )
+    await domain.run({"type": "leave_scope", "relation": rel["id"], "unit": "mysql/0"})
+    m = domain.model_uuid
+    count = """SELECT (SELECT count(*) FROM relation_unit_archive WHERE model_uuid = $1),
+                      (SELECT count(*) FROM relation_unit_setting_archive WHERE model_uuid = $1)"""
+    assert tuple(await _row(conn, count, m)) == (1, 1)
+
+    await conn.execute("DELETE FROM relation WHERE model_uuid = $1 AND relation_id = $2", m, rel["id"])
+
+    assert tuple(await _row(conn, count, m)) == (0, 0)
+
+
+async def test_schema_3_gains_the_archive(scratch_url: str) -> None:
+    """Upgrading from schema 3, which had no archive: the tables and their check appear."""
+    conn = await asyncpg.connect(scratch_url)
+    try:
+        await apply_schema(conn)
+        await conn.execute("DROP TABLE relation_unit_setting_archive, relation_unit_archive")
+        await conn.execute("DROP FUNCTION relation_unit_archive_check() CASCADE")
+        await conn.execute("DELETE FROM schema_version WHERE version = 4")
+
+        assert await apply_schema(conn) == SCHEMA_VERSION
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN "
+            "('relation_unit_archive', 'relation_unit_setting_archive')"
+        )
+        triggers = await conn.fetchval(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'relation_unit_archive_exclusive'"
+        )
+    finally:
+        await conn.close()
+    assert tables == 2
+    assert triggers == 2
