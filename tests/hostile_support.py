@@ -30,6 +30,7 @@ class Mailbox:
         self.channel = channel
         self.queue = queue
         self.replies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.correlated: list[tuple[str, dict[str, Any]]] = []
         self.arrived = asyncio.Event()
 
     @classmethod
@@ -43,10 +44,12 @@ class Mailbox:
     async def _on(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         body = json.loads(message.body)
         self.replies[str(body.get("command_id"))].append(body)
+        self.correlated.append((message.correlation_id or "", body))
         self.arrived.set()
 
     def matching(self, token: str) -> list[dict[str, Any]]:
-        return [r for cid, rs in self.replies.items() if token in cid for r in rs]
+        """Replies whose command id or correlation id contains ``token``."""
+        return [r for corr, r in self.correlated if token in corr or token in str(r.get("command_id"))]
 
     async def wait(self, ids: set[str], timeout: float) -> set[str]:
         """Wait until every id has a reply; the ones still unanswered at the timeout."""
