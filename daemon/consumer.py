@@ -20,8 +20,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import errors, topology
 from contracts.errors import RelationdError
-from daemon import amqp_decoding, logs, metrics
-from daemon.applier import Applied, apply, error_reply
+from daemon import amqp_decoding, database, logs, metrics
+from daemon.applier import Applied, Disposition, apply, error_reply
 from daemon.broker import Broker
 from daemon.parsing import Parsed, parse
 from daemon.settings import Settings
@@ -173,8 +173,13 @@ class CommandConsumer:
         delays = backoff(0.05, 5.0)
         while True:
             try:
-                async with self.pool.acquire() as conn:
-                    return await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
+                async with database.session(self.pool) as conn:
+                    applied = await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
+                    if applied.disposition is Disposition.duplicate:
+                        # Its first COMMIT may have timed out after all: answer once it is on the
+                        # standby, never from a primary that a failover could still lose it with.
+                        await database.fence(conn)
+                    return applied
             except Exception as exc:
                 if not is_transient(exc):
                     raise

@@ -1,8 +1,19 @@
-"""The PostgreSQL pool: TLS from settings, codecs on every connection, reconnects counted."""
+"""The PostgreSQL pool: TLS from settings, codecs on every connection, reconnects counted.
+
+A multi-host URL (``postgresql://user@h1:p1,h2:p2/db?target_session_attrs=read-write``) names a
+primary and its standbys, of which the primary is whichever is read-write now. asyncpg tries such
+hosts one after the other under one timeout, so a frozen (not dead) first host, which accepts the
+TCP connection and then never answers, used up the whole timeout of every connect and the primary
+behind it was never reached. relationd connects to every host at once instead and keeps the first
+read-write session (connect_primary), for the pool and for the outbox relay's session alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -15,6 +26,129 @@ from handlers.db import init_connection
 
 log = logs.get("relationd.database")
 
+# target_session_attrs values that ask for the primary: the hosts are then tried at once.
+_PRIMARY_ATTRS = {"read-write", "primary"}
+
+
+class NoPrimary(ConnectionError):
+    """No host of a multi-host URL answered as a primary (a failover in progress, or all down)."""
+
+
+def host_urls(url: str) -> tuple[list[str], str | None]:
+    """Each host of a multi-host URL as a URL of its own (target_session_attrs removed), and
+    the target_session_attrs the URL asked for. A one-host URL comes back as it is."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    attrs = query.pop("target_session_attrs", None)
+    if "," not in hosts:
+        return [url], attrs
+    return [
+        urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}", query=urlencode(query)))
+        for host in hosts.split(",")
+    ], attrs
+
+
+async def _is_primary(conn: Any, attrs: str) -> bool:
+    """What libpq checks for ``target_session_attrs``: read-write, or (primary) not in recovery."""
+    settings = conn.get_settings()
+    if attrs == "read-write" and getattr(settings, "default_transaction_read_only", "off") == "on":
+        return False
+    in_hot_standby = getattr(settings, "in_hot_standby", None)  # reported by PostgreSQL 14+
+    if in_hot_standby is not None:
+        return bool(in_hot_standby != "on")
+    return not await conn.fetchval("SELECT pg_catalog.pg_is_in_recovery()")
+
+
+async def _probe(url: str, attrs: str, timeout: float, kwargs: dict[str, Any]) -> Any:
+    """A session on ``url`` when it is a primary, else None (the session closed)."""
+    conn = await asyncpg.connect(url, timeout=timeout, **kwargs)
+    try:
+        if await asyncio.wait_for(_is_primary(conn, attrs), timeout):
+            return conn
+    except BaseException:
+        conn.terminate()
+        raise
+    conn.terminate()
+    return None
+
+
+async def connect_primary(url: str, *, connect_timeout: float = 5.0, **kwargs: Any) -> Any:
+    """A session on the primary of ``url``: every host tried at once, each within
+    ``connect_timeout``, the first read-write one kept (ties go to the earlier host).
+
+    A one-host URL, or one that does not ask for the primary, goes to asyncpg as it is.
+    NoPrimary (a ConnectionError, so transient) names what each host did when none would do.
+    """
+    kwargs.pop("loop", None)
+    urls, attrs = host_urls(url)
+    if len(urls) == 1 or attrs not in _PRIMARY_ATTRS:
+        return await asyncpg.connect(url, timeout=connect_timeout, **kwargs)
+    assert attrs is not None
+    tasks = [asyncio.create_task(_probe(u, attrs, connect_timeout, kwargs)) for u in urls]
+    chosen: Any = None
+    try:
+        pending = set(tasks)
+        while pending and chosen is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done and not task.exception() and task.result() is not None:
+                    chosen = task.result()
+                    break
+    finally:
+        for task in tasks:
+            if task.cancel() or task.cancelled() or task.exception() is not None:
+                continue
+            if task.result() is not None and task.result() is not chosen:
+                task.result().terminate()
+    if chosen is not None:
+        return chosen
+    seen = []
+    for u, task in zip(urls, tasks, strict=True):
+        host = urlsplit(u).netloc.rpartition("@")[2]
+        exc = task.exception()
+        seen.append(f"{host} ({'not ' + attrs if exc is None else str(exc) or type(exc).__name__})")
+    raise NoPrimary(f"no host is {attrs}: " + ", ".join(seen))
+
+
+# A commit that waits for the synchronous standby (an xid makes it write a commit record): once it
+# returns, every commit this session saw is on the standby too. A COMMIT cancelled while it waited
+# for the standby (a statement timeout does that) is visible on the primary alone, and would be
+# lost with it. Without a standby it costs a WAL flush.
+_FENCE = "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT"
+
+
+async def fence(conn: Any) -> None:
+    """Return once every commit ``conn`` can see is on the synchronous standby (see _FENCE)."""
+    await conn.execute(_FENCE)
+
+
+def lost_session(exc: BaseException) -> bool:
+    """True when ``exc`` means the session's server is gone, frozen (a statement timed out) or no
+    longer the primary (a read-only error after a failover): such a session is ended, not reused."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        return state.startswith(("08", "57P")) or state == "25006"
+    return isinstance(exc, (asyncpg.InterfaceError, OSError, TimeoutError))
+
+
+def drop_if_lost(conn: Any, exc: BaseException) -> None:
+    """End ``conn`` (a pool's connection: the pool makes a new one) when ``exc`` lost its session."""
+    if lost_session(exc) and not conn.is_closed():
+        conn.terminate()
+
+
+@asynccontextmanager
+async def session(pool: Any) -> AsyncIterator[Any]:
+    """A connection of ``pool`` that is ended rather than given back when a statement on it lost
+    its session: given back, the next command would find the demoted or frozen server again."""
+    async with pool.acquire() as conn:
+        try:
+            yield conn
+        except Exception as exc:
+            drop_if_lost(conn, exc)
+            raise
+
 
 def dsn(settings: Settings) -> str:
     """The database URL with sslmode / sslrootcert from settings added to its query."""
@@ -25,15 +159,6 @@ def dsn(settings: Settings) -> str:
     if settings.database_ca_file:
         query["sslrootcert"] = settings.database_ca_file
     return urlunsplit(url._replace(query=urlencode(query)))
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def _keep_session(conn: Any) -> None:
@@ -49,7 +174,12 @@ async def _keep_session(conn: Any) -> None:
 
 async def connect(settings: Settings, *, server_settings: dict[str, str] | None = None) -> Any:
     """One connection outside the pool, set up as the pool's are (TLS, codecs)."""
-    conn = await asyncpg.connect(dsn(settings), server_settings=server_settings, command_timeout=60)
+    conn = await connect_primary(
+        dsn(settings),
+        connect_timeout=settings.database_connect_timeout_seconds,
+        server_settings=server_settings,
+        command_timeout=settings.database_command_timeout_seconds,
+    )
     try:
         await init_connection(conn)
     except BaseException:
@@ -80,7 +210,8 @@ async def create_pool(settings: Settings, *, wait: float | None = None) -> Any:
                 max_size=settings.pool_size,
                 init=init,
                 reset=_keep_session,
-                command_timeout=60,
+                connect=partial(connect_primary, connect_timeout=settings.database_connect_timeout_seconds),
+                command_timeout=settings.database_command_timeout_seconds,
                 max_inactive_connection_lifetime=300,
             )
         except Exception as exc:

@@ -5,6 +5,9 @@ the broker confirms it (the event stays in ``change_event``, the replay log).
 One relay at a time across every daemon instance publishes: the one whose own database session
 holds the relay lock, so each model's events leave in sequence order however many instances run;
 the others try for the lock at every poll and take over when the session that held it ends.
+With a primary and a standby, the lock lives on the primary: when it fails or freezes, the relay's
+session there ends (or its statement times out and the relay ends it), the relay connects to the
+new primary and the lead is taken there by whichever instance asks first.
 Woken by LISTEN/NOTIFY on that session, with polling as the fallback. A crash between publish
 and mark republishes the batch: consumers deduplicate by event id.
 """
@@ -140,6 +143,12 @@ class OutboxRelay:
                     delays = backoff(0.1, 5.0)
                     timeout = self.settings.outbox_poll_seconds
                 except Exception as exc:
+                    if database.lost_session(exc):
+                        # The server went, froze or was demoted: a new session finds the primary.
+                        log.warning(
+                            "outbox relay lost its database session", error=str(exc) or type(exc).__name__
+                        )
+                        break
                     if not is_transient(exc) and not isinstance(exc, ConnectionError):
                         log.exception("outbox relay failed")
                     else:
@@ -204,6 +213,8 @@ class OutboxRelay:
             rows = await conn.fetch(_PENDING, self.settings.outbox_batch)
             if not rows:
                 return total
+            # Every commit the batch was read from must be on the standby before it is announced.
+            await database.fence(conn)
             # Publish in event-id order on one channel: the broker keeps that order.
             publishes = [
                 asyncio.create_task(
@@ -241,7 +252,7 @@ class OutboxRelay:
         return False
 
     async def measure(self) -> tuple[int, float]:
-        async with self.pool.acquire() as conn:
+        async with database.session(self.pool) as conn:
             row = await conn.fetchrow(_BACKLOG)
         self.backlog, self.lag = int(row["n"]), float(row["lag"])
         metrics.OUTBOX_BACKLOG.set(self.backlog)
@@ -258,7 +269,7 @@ class OutboxRelay:
         now = time.monotonic()
         if now - self._last_prune > 60:
             self._last_prune = now
-            async with self.pool.acquire() as conn:
+            async with database.session(self.pool) as conn:
                 await conn.execute(_PRUNE_COMMANDS, self.settings.command_retention_days * 86400)
 
     def _on_notify(self, *_: object) -> None:

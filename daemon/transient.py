@@ -10,13 +10,16 @@ from collections.abc import Iterator
 import aiormq.exceptions
 import asyncpg
 
-# SQLSTATE classes and codes that a retry can cure.
+# SQLSTATE classes and codes that a retry can cure. 25006 (read-only transaction) is a primary
+# demoted under a session that the retry replaces with one on the new primary.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P")
-_TRANSIENT_SQLSTATES = {"55P03", "55006"}
+_TRANSIENT_SQLSTATES = {"55P03", "55006", "25006"}
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for connection loss, deadlock, serialization failure, shutdown, resource limits."""
+    """True for connection loss, deadlock, serialization failure, shutdown, resource limits, a
+    statement timed out (a COMMIT among them: the retry keeps the command id, so one that was
+    applied after all is answered from the store), no primary found during a failover."""
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state.startswith(_TRANSIENT_SQLSTATE_PREFIXES) or state in _TRANSIENT_SQLSTATES
@@ -24,6 +27,7 @@ def is_transient(exc: BaseException) -> bool:
         exc,
         (
             asyncpg.InterfaceError,
+            asyncpg.exceptions.TargetServerAttributeNotMatched,
             asyncpg.exceptions.ConnectionDoesNotExistError,
             ConnectionError,
             OSError,

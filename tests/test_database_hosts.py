@@ -1,0 +1,148 @@
+"""Multi-host database URLs (daemon/database.py): the primary is found whichever host answers
+first, a frozen host does not hold a connect up, and a session on a demoted primary is ended.
+
+Two private PostgreSQL clusters stand in for a primary and a standby (a standby refuses writes as
+a ``default_transaction_read_only`` server does); a frozen host is a postmaster stopped with
+SIGSTOP, which still accepts TCP connections (the kernel does) and never answers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from daemon import database
+from daemon.settings import Settings
+from daemon.transient import is_transient
+from tests.private_services import PrivatePostgres
+
+
+def _cluster(read_only: bool) -> PrivatePostgres:
+    pg = PrivatePostgres(options={"default_transaction_read_only": "on"} if read_only else None)
+    pg.init()
+    return pg
+
+
+def _url(*clusters: PrivatePostgres) -> str:
+    hosts = ",".join(f"127.0.0.1:{pg.port}" for pg in clusters)
+    return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+
+
+def _postmaster(pg: PrivatePostgres) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split()[0])
+
+
+@pytest.fixture(scope="module")
+def clusters() -> Iterator[tuple[PrivatePostgres, PrivatePostgres]]:
+    standby, primary = PrivatePostgres(), PrivatePostgres()
+    try:
+        standby = _cluster(read_only=True)
+        primary = _cluster(read_only=False)
+        yield standby, primary
+    finally:
+        standby.destroy()
+        primary.destroy()
+
+
+@pytest.fixture
+def standby_and_primary(
+    clusters: tuple[PrivatePostgres, PrivatePostgres],
+) -> Iterator[tuple[PrivatePostgres, PrivatePostgres]]:
+    """The two clusters, thawed after the test."""
+    yield clusters
+    for pg in clusters:
+        try:
+            os.kill(_postmaster(pg), signal.SIGCONT)
+        except OSError:
+            pass
+
+
+async def _port(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SHOW port"))
+
+
+async def test_a_frozen_first_host_does_not_hold_up_the_connect(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    standby, primary = standby_and_primary
+    os.kill(_postmaster(standby), signal.SIGSTOP)
+    url = _url(standby, primary)
+    # asyncpg alone tries the hosts in order under one timeout: the frozen one uses it all up.
+    with pytest.raises(TimeoutError):
+        await asyncpg.connect(url, timeout=2)
+    conn = await database.connect_primary(url, connect_timeout=2)
+    try:
+        assert await _port(conn) == primary.port
+    finally:
+        await conn.close()
+
+
+async def test_the_read_write_host_is_chosen_wherever_it_is_listed(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    standby, primary = standby_and_primary
+    for url in (_url(standby, primary), _url(primary, standby)):
+        conn = await database.connect_primary(url, connect_timeout=5)
+        try:
+            assert await _port(conn) == primary.port
+            assert await conn.fetchval("SHOW transaction_read_only") == "off"
+        finally:
+            await conn.close()
+
+
+async def test_no_read_write_host_is_a_transient_error_naming_each_host(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    standby, primary = standby_and_primary
+    os.kill(_postmaster(primary), signal.SIGSTOP)
+    with pytest.raises(database.NoPrimary) as caught:
+        await database.connect_primary(_url(standby, primary), connect_timeout=1)
+    message = str(caught.value)
+    assert f"127.0.0.1:{standby.port} (not read-write)" in message
+    assert f"127.0.0.1:{primary.port} (" in message
+    assert is_transient(caught.value)
+
+
+async def test_a_write_on_a_read_only_server_is_transient_and_ends_the_pool_session(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    """The pool's session on a server that became read-only is ended, not given back: the retry
+    gets a new session, on the primary."""
+    standby, _ = standby_and_primary
+    url = f"postgresql://postgres@127.0.0.1:{standby.port}/postgres"
+    settings = Settings(database_url=url, pool_size=1)  # type: ignore[arg-type]
+    pool = await database.create_pool(settings, wait=10)
+    try:
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError) as caught:
+            async with database.session(pool) as conn:
+                first = conn.get_server_pid()
+                await conn.execute("CREATE TABLE t (x int)")
+        assert is_transient(caught.value)
+        async with database.session(pool) as conn:  # the pool's one connection, made anew
+            assert conn.get_server_pid() != first
+    finally:
+        await pool.close()
+
+
+async def test_the_pool_connects_to_the_primary_past_a_frozen_host(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    standby, primary = standby_and_primary
+    os.kill(_postmaster(standby), signal.SIGSTOP)
+    settings = Settings(
+        database_url=_url(standby, primary),  # type: ignore[arg-type]
+        database_connect_timeout_seconds=2,
+        pool_size=2,
+    )
+    pool = await asyncio.wait_for(database.create_pool(settings, wait=10), 20)
+    try:
+        async with database.session(pool) as conn:
+            assert await _port(conn) == primary.port
+            await conn.execute("CREATE TEMPORARY TABLE t (x int)")
+    finally:
+        await pool.close()
