@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from client.rpc import RelationClient
 from tests.conftest import AMQP_URL
-from tests.harness import DaemonProcess, create_vhost, delete_vhost, rabbitmqctl, vhost_url
+from tests.harness import RELATIOND, DaemonProcess, create_vhost, delete_vhost, rabbitmqctl, vhost_url
 
 
 @pytest.fixture
@@ -129,3 +132,58 @@ async def test_passwords_never_reach_the_log(database_url: str, tmp_path: Path) 
     assert password not in log and db_password not in log
     assert "***" in log  # the URLs are logged, redacted
     assert password not in config
+
+
+async def test_secrets_in_url_queries_never_reach_the_log(
+    private_amqp: str, database_url: str, tmp_path: Path
+) -> None:
+    """A password in the query (``?password=``, ``?sslpassword=``) is masked in the start log
+    line like one in the user info; the daemon still connects with it."""
+    secrets = {name: f"{name}-{uuid.uuid4().hex}" for name in ("db_query", "db_ssl", "amqp_query")}
+    sep = "&" if "?" in database_url else "?"
+    db_url = f"{database_url}{sep}password={secrets['db_query']}&sslpassword={secrets['db_ssl']}"
+    amqp = f"{private_amqp}?password={secrets['amqp_query']}&heartbeat=30"
+    daemon = DaemonProcess(amqp, db_url, tmp_path, log_level="debug")
+    try:
+        daemon.start()
+        await daemon.wait_ready()
+        async with await RelationClient.connect(private_amqp, timeout=15) as client:
+            await client.call({"type": "list_models"})
+        daemon.terminate()
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.kill()
+    log = daemon.log()
+    assert not [name for name, secret in secrets.items() if secret in log]
+    started = [line for line in daemon.log_lines() if line.get("event") == "starting"]
+    assert "password=***" in started[0]["database"] and "sslpassword=***" in started[0]["database"]
+    assert "password=***" in started[0]["broker"] and "heartbeat=30" in started[0]["broker"]
+
+
+def test_config_masks_every_secret_of_multi_host_urls_and_url_lists(tmp_path: Path) -> None:
+    """`relationd config`: user info and query secrets of every host and every listed URL."""
+    secrets = [f"s{i}-{uuid.uuid4().hex}" for i in range(7)]
+    env = {
+        **os.environ,
+        "RELATIOND_DATABASE_URL": (
+            f"postgresql://relationd:{secrets[0]}@db1:5432,db2:5432/relationd"
+            f"?target_session_attrs=read-write&password={secrets[1]}&sslpassword={secrets[2]}"
+            f"&passfile=/etc/{secrets[3]}"
+        ),
+        "RELATIOND_AMQP_URL": (
+            f"amqp://relationd:{secrets[4]}@mq1:5672/prod,"
+            f"amqps://relationd:{secrets[5]}@mq2:5671/prod?password={secrets[6]}&heartbeat=30"
+        ),
+    }
+    out = subprocess.run(
+        [*RELATIOND, "config"], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    config = json.loads(out)
+    assert not [s for s in secrets if s in out]
+    assert config["database_url"] == (
+        "postgresql://relationd:***@db1:5432,db2:5432/relationd"
+        "?target_session_attrs=read-write&password=***&sslpassword=***&passfile=***"
+    )
+    assert config["amqp_url"] == (
+        "amqp://relationd:***@mq1:5672/prod,amqps://relationd:***@mq2:5671/prod?password=***&heartbeat=30"
+    )
