@@ -2,7 +2,7 @@
 # scripts/ensure-services), so `make test` works on a fresh clone. Tools run from .venv/bin.
 #
 #   make run       venv + services + migrate, then the daemon and the scripted demo (Ctrl-C stops)
-#   make test      ruff check, then pytest (fast suite; slow fault/soak tests excluded)
+#   make test      ruff check, then pytest (fast suite; slow fault/soak tests excluded); promtool, dot too
 #   make lint      ruff check, ruff format --check, mypy
 #   make fault     the slow fault and soak tests (pytest -m slow)
 #   make bench     the benchmarks (installs the bench extra)
@@ -45,6 +45,7 @@ run: migrate
 test: venv
 	@$(BIN)/ruff check --quiet .
 	@scripts/ensure-services
+	@scripts/ensure-tools
 	@$(call pytest,)
 
 lint: venv

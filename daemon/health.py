@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from daemon import logs
+from daemon import logs, metrics
 from daemon.metrics import REGISTRY
 
 log = logs.get("relationd.http")
@@ -75,9 +75,12 @@ class HealthServer:
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(body=b'{"status": "ok"}\n', content_type="application/json")
 
-    async def _readyz(self, _: web.Request) -> web.Response:
+    async def _checks(self) -> tuple[bool, dict[str, Any]]:
         checks = await self.readiness()
-        ready = all(v is True for k, v in checks.items() if k.endswith("_ok"))
+        return all(v is True for k, v in checks.items() if k.endswith("_ok")), checks
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ready, checks = await self._checks()
         return web.Response(
             status=200 if ready else 503,
             body=json.dumps({"ready": ready, **checks}).encode() + b"\n",
@@ -85,6 +88,12 @@ class HealthServer:
         )
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        # Readiness as gauges, so alerts see what /readyz says without probing it themselves.
+        ready, checks = await self._checks()
+        metrics.READY.set(ready)
+        for key, value in checks.items():
+            if key.endswith("_ok"):
+                metrics.READY_CHECK.labels(key.removesuffix("_ok")).set(value is True)
         response = web.Response(body=generate_latest(REGISTRY))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

@@ -62,3 +62,24 @@ IN_FLIGHT = Gauge(
     "Commands received and not yet acknowledged.",
     registry=REGISTRY,
 )
+OUTBOX_MAX_LAG = Gauge(
+    "relationd_outbox_max_lag_seconds",
+    "RELATIOND_OUTBOX_MAX_LAG_SECONDS: the outbox lag past which the instance reports not ready.",
+    registry=REGISTRY,
+)
+RELAY_LEADER = Gauge(
+    "relationd_relay_leader",
+    "1 while this instance's outbox relay holds the relay lead (publishes every instance's events).",
+    registry=REGISTRY,
+)
+READY = Gauge(
+    "relationd_ready",
+    "1 when /readyz would answer 200 (every readiness check passes), measured at each scrape.",
+    registry=REGISTRY,
+)
+READY_CHECK = Gauge(
+    "relationd_readiness_check",
+    "Each /readyz check at the last scrape: 1 passing, 0 failing (check: broker, database, outbox).",
+    ["check"],
+    registry=REGISTRY,
+)
