@@ -93,13 +93,53 @@ bad_names = st.one_of(
 )  # fmt: skip
 
 
+# Values the JSON and the contract's types allow but a PostgreSQL column cannot hold, or a pattern
+# anchored with a `$` that accepts a trailing newline: each must be InvalidCommand, never Internal.
+nul_text = st.tuples(st.text(max_size=10), st.text(max_size=10)).map(lambda p: f"{p[0]}\x00{p[1]}")
+past_bigint = st.integers(min_value=2**63, max_value=2**200)
+past_integer = st.integers(min_value=2**31, max_value=2**70)
+line_ends = st.sampled_from(["\n", "\r\n", "\n\n", "\x00", "\n "])
+UUID = "6f1c0f7e-5f0e-4a51-9d3c-0a7d2b1f9e11"
+COLUMN_GAPS: list[tuple[dict[str, Any], tuple[str | int, ...], st.SearchStrategy[Any]]] = [
+    ({"type": "events_after", "model": MODEL}, ("after",), past_bigint),
+    ({"type": "events_after", "model": MODEL}, ("relation_id",), past_bigint),
+    ({"type": "events_after", "model": MODEL}, ("namespace",), nul_text),
+    ({"type": "deploy", "model": MODEL, "application": "gap", "charm": {"provides": {"db": {"interface": "mysql"}}}},
+     ("charm", "provides", "db", "limit"), past_integer),
+    ({"type": "deploy", "model": MODEL, "application": "gap", "charm": {"name": "gap"}}, ("charm", "name"), nul_text),
+    ({"type": "set_relation_status", "model": MODEL, "relation": 2, "unit": "wordpress/0", "status": "joined"},
+     ("message",), nul_text),
+    ({"type": "set_unit_settings", "model": MODEL, "relation": 2, "unit": "wordpress/0", "settings": {"a": "b"}},
+     ("settings", "a"), nul_text),
+    ({"type": "enter_scope", "model": MODEL, "relation": 2, "unit": "wordpress/0"},
+     ("settings",), nul_text.map(lambda key: {key: "v"})),
+    ({"type": "grant", "model": MODEL, "user": "someone", "level": "read"}, ("user",), nul_text),
+    ({"type": "list_applications", "model": MODEL}, ("model",), line_ends.map(lambda e: MODEL + e)),
+    ({"type": "add_units", "model": MODEL, "application": "mysql"}, ("model",), line_ends.map(lambda e: UUID + e)),
+    ({"type": "get_relation", "model": MODEL, "relation": 2}, ("relation",), line_ends.map(lambda e: UUID + e)),
+    ({"type": "relation_ids", "model": MODEL, "endpoint": "mysql:db"}, ("endpoint",),
+     line_ends.map(lambda e: "mysql:db" + e)),
+    ({"type": "create_model", "name": "fresh"}, ("name",), line_ends.map(lambda e: "fresh" + e)),
+]  # fmt: skip
+
+
+def _set_path(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of ``body`` with the value at ``path`` replaced."""
+    out = json.loads(json.dumps(body))
+    where = out
+    for part in path[:-1]:
+        where = where[part]
+    where[path[-1]] = value
+    return out
+
+
 @st.composite
 def messages(draw: st.DrawFn) -> dict[str, Any]:
     """One bad message: body bytes, AMQP properties, whether it asks for a reply, its category."""
     category = draw(
         st.sampled_from(
             ["not_json", "wrong_type", "missing", "extra", "huge", "deep", "unknown_type", "names",
-             "invalid_utf8", "content_type", "message_id", "duplicate_id", "headers"]
+             "invalid_utf8", "content_type", "message_id", "duplicate_id", "headers", "column_gap"]
         )
     )  # fmt: skip
     body, required = draw(templates)
@@ -186,8 +226,12 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
         props["headers"] = draw(st.dictionaries(st.text(min_size=1, max_size=30), header_values, max_size=5))
         body["type"] = "no-such-command"
     elif category == "message_id":
-        # Too long for a command id. (An absent or empty one cannot be sent: aiormq fills it in.)
-        props["message_id"] = draw(st.sampled_from(["x" * 201, "z" * 255]))
+        # Too long for a command id, or with a NUL (a text column cannot hold it). (An absent or
+        # empty one cannot be sent: aiormq fills it in.)
+        props["message_id"] = draw(st.sampled_from(["x" * 201, "z" * 255]) | nul_text)
+    elif category == "column_gap":
+        template, path, values = draw(st.sampled_from(COLUMN_GAPS))
+        body = _set_path(template, path, draw(values))
     reply = draw(st.booleans()) if category not in ("duplicate_id",) else True
     if raw is None:
         raw = json.dumps(body).encode()
