@@ -391,15 +391,23 @@ class RelationCommands:
         model: str,
         relation: RelationRef,
         application: str | None = None,
+        as_unit: str | None = None,
         *,
         command_id: str | None = None,
         timeout: float | None = None,
     ) -> list[str]:
-        """Units in the relation's scope, optionally of one application.
+        """Units in the relation's scope, optionally of one application; with ``as_unit``, as that
+        unit sees them (in a container-scoped relation, its own container's only).
 
-        Raises RelationNotFound, ApplicationNotFoundForRelation.
+        Raises RelationNotFound, UnitNotFound, UnitNotInRelation, ApplicationNotFoundForRelation.
         """
-        body = {"type": "relation_units", "model": model, "relation": relation, "application": application}
+        body = {
+            "type": "relation_units",
+            "model": model,
+            "relation": relation,
+            "application": application,
+            "as_unit": as_unit,
+        }
         return cast(list[str], await self._run(body, command_id, timeout))
 
     async def get_unit_settings(
@@ -412,7 +420,8 @@ class RelationCommands:
         command_id: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, str]:
-        """A unit's settings; with ``as_unit`` the read is checked as that unit's.
+        """A unit's settings (a unit that left: its last ones); with ``as_unit`` the read is
+        checked as that unit's (in a container-scoped relation, its own container's units only).
 
         Raises RelationNotFound, UnitNotFound, UnitNotInRelation, RelationUnitNotFound.
         """

@@ -438,6 +438,39 @@ def show_relation(relation: Annotated[str, typer.Argument(help="Relation id or U
     _show(_call(lambda c: c.get_relation(model, ref)), tables.relation)
 
 
+@app.command("graph")
+def graph(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="dot (default) or svg (needs graphviz).")] = (
+        "dot"
+    ),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here, not to stdout.")] = None,
+) -> None:
+    """Draw the model's applications and relations (endpoints, status, life, units in scope) as
+    Graphviz DOT or SVG, like the Juju dashboard's relations view.
+
+    Example: relctl -m prod graph --format svg -o prod.svg
+    """
+    from client import graph as drawing
+
+    if fmt not in drawing.FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(drawing.FORMATS)}", param_hint="--format")
+    model = _model()
+    try:
+        if fmt != "dot":
+            drawing.dot_binary()  # refuse before anything is sent
+        apps, rels = _call(lambda c: drawing.fetch(c, model))
+        text = drawing.render(drawing.to_dot(model, apps, rels), fmt)
+    except (drawing.GraphvizUnavailable, drawing.GraphvizFailed) as exc:
+        _fail(type(exc).__name__, str(exc), EXIT_USAGE)
+    if output is not None:
+        output.write_text(text)
+    if _options().json:
+        written = str(output) if output else None
+        print(json.dumps({"format": fmt, "output": written, "graph": text}), flush=True)
+    elif output is None:
+        sys.stdout.write(text)
+
+
 @app.command("enter-scope")
 def enter_scope(
     relation: Annotated[str, typer.Argument(help="Relation id or UUID.")],
@@ -535,13 +568,21 @@ def relation_list(
     application: Annotated[
         str | None, typer.Option("--app", help="Only units of this application. Example: --app mysql")
     ] = None,
+    as_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="List as this unit sees them: in a container-scoped relation, only its own "
+            "container's units (default: as the operator, who sees all). Example: --as wordpress/0",
+        ),
+    ] = None,
 ) -> None:
     """Units in a relation's scope.
 
-    Example: relctl -m prod relation-list -r 2 --app mysql
+    Example: relctl -m prod relation-list -r 3 --as wordpress/0
     """
     model, ref = _model(), _relation(relation)
-    _show(_call(lambda c: c.relation_units(model, ref, application)), tables.lines)
+    _show(_call(lambda c: c.relation_units(model, ref, application, as_unit)), tables.lines)
 
 
 @app.command("relation-get")

@@ -73,7 +73,9 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
         taken = await conn.fetchval(_RELATION_BY_KEY, m, key)
         raise refusal if taken is None else _already_exists(key, taken)
     rel_uuid = str(uuid.uuid4())
-    sides = [dict(r, relation_endpoint_uuid=str(uuid.uuid4())) for _, r in ordered]
+    scope = "container" if container else "global"
+    # In the relation each endpoint has the relation's scope (the charm's stays on the application).
+    sides = [dict(r, relation_endpoint_uuid=str(uuid.uuid4()), scope=scope) for _, r in ordered]
     relation_id, taken = await create_relation(
         conn,
         m,
@@ -87,7 +89,6 @@ async def integrate(conn: Any, cmd: Integrate) -> Outcome:
         assert taken is not None
         raise _already_exists(key, taken)
     rel = {"uuid": rel_uuid, "relation_id": relation_id, "key": key}
-    scope = "container" if container else "global"
     out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining", scope=scope)]
     endpoint_uuid_of = {s["application_name"]: s["relation_endpoint_uuid"] for s in sides}
     for app_name, bag in sorted(cmd.settings.items()):

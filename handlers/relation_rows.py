@@ -38,6 +38,7 @@ SELECT u.name FROM relation_unit ru
 JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
 JOIN unit u ON u.model_uuid = ru.model_uuid AND u.uuid = ru.unit_uuid
 WHERE re.model_uuid = $1 AND re.relation_uuid = $2
+  AND ($3::uuid IS NULL OR COALESCE(u.principal_uuid, u.uuid) = $3)
 ORDER BY re.position, u.number
 """
 
@@ -72,8 +73,13 @@ async def create_relation(
     return row["relation_id"], row["taken_id"]
 
 
-async def units_in_scope(conn: Any, model_uuid: str, relation_uuid: str) -> list[str]:
-    return [r["name"] for r in await conn.fetch(_UNITS_IN_SCOPE, model_uuid, relation_uuid)]
+async def units_in_scope(
+    conn: Any, model_uuid: str, relation_uuid: str, *, container: str | None = None
+) -> list[str]:
+    """Names of the units in the relation's scope, requirer side first; with ``container`` (a
+    principal unit's uuid), only that principal and its subordinates."""
+    rows = await conn.fetch(_UNITS_IN_SCOPE, model_uuid, relation_uuid, container)
+    return [r["name"] for r in rows]
 
 
 def relation_endpoint_info(row: Record) -> RelationEndpointInfo:

@@ -8,7 +8,7 @@ from typing import Any
 from contracts import errors
 from contracts.commands import EnterScope, LeaveScope, RelationUnits
 from contracts.replies import ScopeResult
-from handlers import changes, lifecycle, lookup, settings_bag, unit_in_relation
+from handlers import changes, containers, lifecycle, lookup, settings_bag, unit_in_relation
 from handlers.applications import add_subordinate_unit
 from handlers.outcome import Change, Outcome
 from handlers.relation_rows import units_in_scope
@@ -19,17 +19,35 @@ _RELATION_UNIT = """
 SELECT uuid FROM relation_unit
 WHERE model_uuid = $1 AND relation_endpoint_uuid = $2 AND unit_uuid = $3
 """
-_DELETE_RELATION_UNIT = "DELETE FROM relation_unit WHERE model_uuid = $1 AND uuid = $2"
+# The unit leaves: its scope row and bag go, the bag is archived (readable by the units still in
+# the relation until it is removed). One statement: the archive reads the bag as it was before
+# the delete's cascade.
+_LEAVE = """
+WITH gone AS (
+    DELETE FROM relation_unit WHERE model_uuid = $1 AND uuid = $2
+), departed AS (
+    INSERT INTO relation_unit_archive (model_uuid, relation_endpoint_uuid, unit_name, container_uuid)
+    VALUES ($1, $3, $4, $5)
+    RETURNING unit_name
+)
+INSERT INTO relation_unit_setting_archive (model_uuid, relation_endpoint_uuid, unit_name, key, value)
+SELECT $1, $3, d.unit_name, s.key, s.value
+FROM departed d, relation_unit_setting s
+WHERE s.model_uuid = $1 AND s.relation_unit_uuid = $2
+"""
 _SUBORDINATE_OF = """
 SELECT uuid, name, life_id FROM unit
 WHERE model_uuid = $1 AND application_uuid = $2 AND principal_uuid = $3
 """
-# The unit enters; the first to enter moves the relation from joining to joined (its message
-# returned; no row: it had moved already).
+# The unit enters, and what was archived when it last left goes; the first to enter moves the
+# relation from joining to joined (its message returned; no row: it had moved already).
 _ENTER = """
 WITH entered AS (
     INSERT INTO relation_unit (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
     VALUES ($1, $2, $3, $4, $5)
+), unarchived AS (
+    DELETE FROM relation_unit_archive
+    WHERE model_uuid = $1 AND relation_endpoint_uuid = $3 AND unit_name = $7
 )
 UPDATE relation_status SET status_type_id = 1, updated_at = now()
 WHERE model_uuid = $1 AND relation_uuid = $6 AND status_type_id = 0
@@ -94,6 +112,7 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
             unit["application_uuid"],
             unit["uuid"],
             rel["uuid"],
+            cmd.unit,
         )
         out.append(changes.relation_unit(m, rel, cmd.unit, "entered", mine["endpoint_name"]))
         if message is not None:
@@ -130,7 +149,8 @@ def _check_subordinate_placement(unit: Record, other: Record, rel: Record) -> No
 
 
 async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
-    """A unit leaves a relation's scope; its settings in the relation go with it. Idempotent.
+    """A unit leaves a relation's scope; its settings are archived, readable until the relation
+    is removed or the unit enters again. Idempotent.
 
     A dying relation whose last unit leaves becomes dead and is removed; so does a dying unit
     that is then in no scope.
@@ -146,27 +166,39 @@ async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
     out: list[Change] = []
     ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine["relation_endpoint_uuid"], unit["uuid"])
     if ru_uuid is not None:
-        await conn.execute(_DELETE_RELATION_UNIT, m, ru_uuid)
+        container = containers.of_unit(unit)
+        await conn.execute(_LEAVE, m, ru_uuid, mine["relation_endpoint_uuid"], cmd.unit, container)
         out.append(changes.relation_unit(m, rel, cmd.unit, "left", mine["endpoint_name"]))
         out += await lifecycle.reap(conn, m)
     return Outcome(ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=False), out)
 
 
 async def relation_units(conn: Any, cmd: RelationUnits) -> Outcome:
-    """Units in scope, optionally of one application (``relation-list``).
+    """Units in scope, optionally of one application (``relation-list``); as ``as_unit``, in a
+    container-scoped relation, only those of its own container. Without it, every unit (the
+    operator's view).
 
-    Raises ModelNotFound, RelationNotFound, ApplicationNotFoundForRelation.
+    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
+    ApplicationNotFoundForRelation.
     """
     model = await lookup.model(conn, cmd.model, lock=False)
-    rel = await lookup.relation(conn, model["uuid"], cmd.relation)
-    names = await units_in_scope(conn, model["uuid"], rel["uuid"])
+    m = model["uuid"]
+    rel = await lookup.relation(conn, m, cmd.relation)
+    named = cmd.as_unit is not None or cmd.application is not None
+    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"]) if named else []
+    container = None
+    if cmd.as_unit is not None:
+        reader = await lookup.unit(conn, m, cmd.as_unit)
+        lookup.endpoint_for_unit(endpoints, rel, cmd.as_unit)
+        if containers.per_container(rel):
+            container = containers.of_unit(reader)
+    if cmd.application is not None and lookup.endpoint_of(endpoints, cmd.application) is None:
+        raise errors.ApplicationNotFoundForRelation(
+            f"application {cmd.application!r} is not in relation {rel['relation_id']} ({rel['key']})",
+            application=cmd.application,
+            relation_id=rel["relation_id"],
+        )
+    names = await units_in_scope(conn, m, rel["uuid"], container=container)
     if cmd.application is not None:
-        endpoints = await lookup.relation_endpoints(conn, model["uuid"], rel["uuid"])
-        if lookup.endpoint_of(endpoints, cmd.application) is None:
-            raise errors.ApplicationNotFoundForRelation(
-                f"application {cmd.application!r} is not in relation {rel['relation_id']} ({rel['key']})",
-                application=cmd.application,
-                relation_id=rel["relation_id"],
-            )
         names = [n for n in names if n.rpartition("/")[0] == cmd.application]
     return Outcome(names)

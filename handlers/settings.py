@@ -13,22 +13,32 @@ from contracts.commands import (
 )
 from contracts.names import unit_application
 from contracts.replies import SettingsResult
-from handlers import changes, lookup, settings_bag, unit_in_relation
+from handlers import changes, containers, lookup, settings_bag, unit_in_relation
 from handlers.outcome import Outcome
 
 Record = Any
 
-_RELATION_UNIT = """
-SELECT ru.uuid FROM relation_unit ru
-JOIN unit u ON u.model_uuid = ru.model_uuid AND u.uuid = ru.unit_uuid
-WHERE ru.model_uuid = $1 AND ru.relation_endpoint_uuid = $2 AND u.name = $3
+# Where the named unit's bag in a relation endpoint is ($2 NULL: its application has none): its
+# scope row, else its archive (it left), with the container each puts it in; unit_exists False: no
+# such unit (removed, or never was).
+_UNIT_BAG = """
+SELECT u.uuid IS NOT NULL AS unit_exists,
+       ru.uuid AS relation_unit_uuid,
+       COALESCE(u.principal_uuid, u.uuid) AS container_uuid,
+       a.unit_name IS NOT NULL AS archived,
+       a.container_uuid AS archived_container_uuid
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN unit u ON u.model_uuid = $1 AND u.name = $3
+LEFT JOIN relation_unit ru
+       ON ru.model_uuid = $1 AND ru.relation_endpoint_uuid = $2 AND ru.unit_uuid = u.uuid
+LEFT JOIN relation_unit_archive a
+       ON a.model_uuid = $1 AND a.relation_endpoint_uuid = $2 AND a.unit_name = $3
 """
-
-
-async def _relation_unit(conn: Any, model_uuid: str, rel: Record, ep: Record, unit: str) -> str:
-    """Raises RelationUnitNotFound when the unit is not in the relation's scope."""
-    ru: str | None = await conn.fetchval(_RELATION_UNIT, model_uuid, ep["relation_endpoint_uuid"], unit)
-    return _in_scope(rel, ru, unit)
+_ARCHIVED_BAG = """
+SELECT key, value FROM relation_unit_setting_archive
+WHERE model_uuid = $1 AND relation_endpoint_uuid = $2 AND unit_name = $3
+ORDER BY key
+"""
 
 
 def _in_scope(rel: Record, relation_unit_uuid: str | None, unit: str) -> str:
@@ -93,22 +103,47 @@ async def set_application_settings(conn: Any, cmd: SetApplicationSettings) -> Ou
 
 
 async def get_unit_settings(conn: Any, cmd: GetUnitSettings) -> Outcome:
-    """A unit's settings. ``as_unit``, if given, must be in the relation (either side).
+    """A unit's settings; a unit that left the relation's scope, its last ones (archived until the
+    relation is removed or it enters again, even once the unit itself is removed).
+
+    ``as_unit``, if given, must be in the relation (either side); in a container-scoped relation
+    it reads only units of its own container, as if the others were not in scope.
 
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
-    RelationUnitNotFound.
+    RelationUnitNotFound (never entered; or, for ``as_unit``, in another container).
     """
     model = await lookup.model(conn, cmd.model, lock=False)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
-    await lookup.unit(conn, m, cmd.unit)
     endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    ep = lookup.endpoint_of(endpoints, unit_application(cmd.unit))
+    ep_uuid = None if ep is None else ep["relation_endpoint_uuid"]
+    target = await conn.fetchrow(_UNIT_BAG, m, ep_uuid, cmd.unit)
+    if not target["unit_exists"] and not target["archived"]:
+        raise lookup.unit_not_found(cmd.unit)
+    reader_container = None
     if cmd.as_unit is not None:
-        await lookup.unit(conn, m, cmd.as_unit)
+        reader = await lookup.unit(conn, m, cmd.as_unit)
         lookup.endpoint_for_unit(endpoints, rel, cmd.as_unit)
+        if containers.per_container(rel):
+            reader_container = containers.of_unit(reader)
     ep = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
-    ru = await _relation_unit(conn, m, rel, ep, cmd.unit)
-    return Outcome(await settings_bag.read(conn, settings_bag.UNIT_BAG, m, ru))
+    ru = target["relation_unit_uuid"]
+    container = target["container_uuid"] if ru is not None else target["archived_container_uuid"]
+    if ru is None and not target["archived"]:
+        _in_scope(rel, None, cmd.unit)
+    if reader_container is not None and container != reader_container:
+        raise errors.RelationUnitNotFound(
+            f"unit {cmd.unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']}) "
+            f"as {cmd.as_unit!r} sees it: the relation is container-scoped and the unit is in "
+            "another container",
+            unit=cmd.unit,
+            relation_id=rel["relation_id"],
+        )
+    if ru is not None:
+        return Outcome(await settings_bag.read(conn, settings_bag.UNIT_BAG, m, ru))
+    rows = await conn.fetch(_ARCHIVED_BAG, m, ep["relation_endpoint_uuid"], cmd.unit)
+    return Outcome({r["key"]: r["value"] for r in rows})
 
 
 async def get_application_settings(conn: Any, cmd: GetApplicationSettings) -> Outcome:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from contracts import errors
+from daemon.parsing import parse
 from tests.domain import CommandFailed, Domain
 
 COROSYNC = {"name": "corosync", "provides": {"ha": {"interface": "hacluster"}}}
@@ -18,6 +21,40 @@ async def refused(awaitable: Any) -> CommandFailed:
     with pytest.raises(CommandFailed) as info:
         await awaitable
     return info.value
+
+
+# ---- endpoint identifiers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["wp:", ":db", ":"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "integrate", "endpoints": ["{ref}", "mysql"]}, "endpoints.0"),
+        ({"type": "integrate", "endpoints": ["mysql", "{ref}"]}, "endpoints.1"),
+        ({"type": "remove_relation", "endpoints": ["mysql", "{ref}"]}, "endpoints.1"),
+        ({"type": "relation_ids", "endpoint": "{ref}"}, "endpoint"),
+    ],
+    ids=["integrate-first", "integrate-second", "remove_relation", "relation_ids"],
+)
+def test_an_endpoint_identifier_with_an_empty_part_is_invalid(
+    ref: str, body: dict[str, Any], field: str
+) -> None:
+    """Juju's "invalid args": `wp:` is not `wp` with no endpoint, and `:db` and `:` name nothing."""
+    raw = json.dumps(body | {"model": "m"}).replace("{ref}", ref).encode()
+
+    with pytest.raises(errors.InvalidCommand) as caught:
+        parse(raw, message_id="c1", content_type=None, max_body_bytes=1 << 20)
+
+    assert caught.value.details == {"field": field}
+    assert repr(ref) in caught.value.message
+
+
+@pytest.mark.parametrize("ref", ["wordpress", "wordpress:db"])
+def test_an_endpoint_identifier_with_or_without_an_endpoint_is_valid(ref: str) -> None:
+    raw = json.dumps({"type": "integrate", "model": "m", "endpoints": [ref, "mysql"]}).encode()
+
+    assert parse(raw, message_id="c1", content_type=None, max_body_bytes=1 << 20).command.endpoints[0] == ref
 
 
 # ---- inference ------------------------------------------------------------------------------
@@ -252,10 +289,48 @@ async def test_one_container_endpoint_makes_the_relation_container_scoped(domain
 
     rel = await domain.integrate("nrpe:general-info", "mysql")
 
-    scopes = {e["application"]: e["scope"] for e in rel["endpoints"]}
-    assert scopes == {"nrpe": "container", "mysql": "global"}
     assert rel["scope"] == "container"
     assert (await domain.run({"type": "get_relation", "relation": rel["id"]}))["scope"] == "container"
+
+
+async def test_both_endpoints_of_a_container_relation_are_container_scoped(domain: Domain) -> None:
+    """Juju reports the principal's global juju-info as container-scoped in a container-scoped
+    relation (3.x rewrites the endpoint; 4.x's relation-endpoint view carries the relation's
+    scope), in every read of the relation; the application's own endpoints keep the charm's."""
+    await domain.deploy("mysql")
+    await domain.deploy("nrpe")
+    seq = await domain.last_seq()
+
+    rel = await domain.integrate("nrpe:general-info", "mysql")
+
+    def scopes(relation: dict[str, Any]) -> dict[str, str]:
+        return {e["application"]: e["scope"] for e in relation["endpoints"]}
+
+    both = {"nrpe": "container", "mysql": "container"}
+    assert scopes(rel) == both
+    assert scopes(await domain.run({"type": "get_relation", "relation": rel["id"]})) == both
+    assert scopes(await domain.run({"type": "get_relation", "relation": rel["uuid"]})) == both
+    listed = await domain.run({"type": "list_relations"})
+    assert [scopes(r) for r in listed if r["id"] == rel["id"]] == [both]
+    of_mysql = await domain.run({"type": "list_relations", "application": "mysql"})
+    assert [scopes(r) for r in of_mysql if r["id"] == rel["id"]] == [both]
+    declared = await domain.run({"type": "application_endpoints", "application": "mysql"})
+    assert {e["name"]: e["scope"] for e in declared}["juju-info"] == "global"
+    events = await domain.events(seq)
+    assert [(e["namespace"], e["kind"], e["payload"]) for e in events] == [
+        ("relation", "created", {"life": "alive", "status": "joining", "scope": "container"})
+    ]
+
+
+async def test_endpoints_of_a_global_relation_keep_their_global_scope(domain: Domain) -> None:
+    await domain.deploy("wordpress")
+    await domain.deploy("mysql")
+
+    rel = await domain.integrate("wordpress", "mysql")
+
+    assert {e["scope"] for e in rel["endpoints"]} == {"global"}
+    got = await domain.run({"type": "get_relation", "relation": rel["id"]})
+    assert {e["scope"] for e in got["endpoints"]} == {"global"}
 
 
 async def test_two_subordinates_may_share_a_container_relation(domain: Domain) -> None:

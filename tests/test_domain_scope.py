@@ -148,7 +148,9 @@ async def test_entering_twice_with_empty_settings_clears_them(domain: Domain, wo
     assert await unit_settings(domain, wordpress_mysql, "mysql/0") == {}
 
 
-async def test_leave_scope_removes_the_unit_and_its_settings(domain: Domain, wordpress_mysql: int) -> None:
+async def test_leave_scope_takes_the_unit_out_and_entering_again_starts_a_new_bag(
+    domain: Domain, wordpress_mysql: int
+) -> None:
     await enter(domain, wordpress_mysql, "mysql/0", {"host": "10.0.0.5"})
     seq = await domain.last_seq()
 
@@ -157,6 +159,7 @@ async def test_leave_scope_removes_the_unit_and_its_settings(domain: Domain, wor
     assert result == {"id": wordpress_mysql, "unit": "mysql/0", "in_scope": False, "created_units": []}
     assert await domain.events_since(seq) == [("relation_unit", "left")]
     assert await in_scope(domain, wordpress_mysql) == []
+    assert await unit_settings(domain, wordpress_mysql, "mysql/0") == {"host": "10.0.0.5"}  # archived
     await enter(domain, wordpress_mysql, "mysql/0")
     assert await unit_settings(domain, wordpress_mysql, "mysql/0") == {}
 

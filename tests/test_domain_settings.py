@@ -121,12 +121,16 @@ async def test_writing_to_an_empty_bag_only_deletions_changes_nothing(domain: Do
 
 
 async def test_unit_settings_need_the_unit_in_scope(domain: Domain, rel: int) -> None:
+    """Writes need the unit in scope; reads of a unit that never entered are refused alike (a
+    unit that left is read from its archive: tests/test_domain_departed.py)."""
     await domain.run({"type": "leave_scope", "relation": rel, "unit": "mysql/1"})
+    await domain.run({"type": "add_units", "application": "mysql"})
 
     writing = await refused(set_unit(domain, rel, "mysql/1", {"a": "1"}))
-    reading = await refused(get_unit(domain, rel, "mysql/1"))
+    never_entered = await refused(get_unit(domain, rel, "mysql/2"))
 
-    assert writing.code == reading.code == "RelationUnitNotFound"
+    assert writing.code == never_entered.code == "RelationUnitNotFound"
+    assert await get_unit(domain, rel, "mysql/1") == {}
 
 
 async def test_unit_settings_of_a_unit_outside_the_relation_are_refused(domain: Domain, rel: int) -> None:

@@ -1,0 +1,22 @@
+"""Containers: in a container-scoped relation a unit sees only the units of its own container.
+
+A container is a principal unit and the subordinate units created for it (Juju's per-container
+relation scope). Peer relations are seen whole, as client/hooks.py joins them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Record = Any
+
+
+def per_container(rel: Record) -> bool:
+    """Whether units of the relation see only their own container's units in it."""
+    return bool(rel["scope"] == "container" and not rel["is_peer"])
+
+
+def of_unit(unit: Record) -> str:
+    """The unit's container: its principal unit's uuid, or its own for a principal unit."""
+    container: str = unit["principal_uuid"] or unit["uuid"]
+    return container
