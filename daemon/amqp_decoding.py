@@ -251,5 +251,6 @@ def install() -> None:
         return tolerant_unmarshal(data_in, strict=current)
 
     unmarshal.relationd_tolerant = True  # type: ignore[attr-defined]
+    unmarshal.relationd_strict = current  # type: ignore[attr-defined]
     unmarshal.__doc__ = tolerant_unmarshal.__doc__
     pamqp.frame.unmarshal = unmarshal
