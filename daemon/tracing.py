@@ -1,0 +1,85 @@
+"""OpenTelemetry tracing of the daemon: one span per command, continuing the sender's trace.
+
+Optional (``pip install relationd[otel]``) and off unless configured by the standard variables:
+``OTEL_TRACES_EXPORTER`` (otlp, console or none) or an ``OTEL_EXPORTER_OTLP_*ENDPOINT``, with
+``OTEL_SERVICE_NAME`` (default relationd) and the other ``OTEL_*`` settings the SDK and its OTLP
+exporter read. When on, each command is a consumer span (parent: the ``traceparent`` header of
+its message), with the transaction, each SQL statement (the asyncpg instrumentation) and the reply
+as its children; the reply carries the context back. When off, the hooks cost one check each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from contracts import tracing
+from daemon import logs
+
+log = logs.get("relationd.tracing")
+
+_instrumented: Any = None
+
+
+def enable(provider: Any) -> None:
+    """Trace with ``provider`` (an SDK TracerProvider): commands, and asyncpg's statements."""
+    global _instrumented
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    tracing.use(provider)
+    if _instrumented is None:
+        _instrumented = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+        _instrumented.instrument(tracer_provider=provider)
+
+
+def disable() -> None:
+    """Stop tracing and give asyncpg its own methods back."""
+    global _instrumented
+    tracing.use(None)
+    if _instrumented is not None:
+        _instrumented.uninstrument()
+        _instrumented = None
+
+
+def configure_from_env(env: Mapping[str, str] = os.environ) -> bool:
+    """Turn tracing on when the ``OTEL_*`` variables ask for an exporter; True when on."""
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or exporter == "none":
+        return False
+    if not exporter and not endpoint:
+        return False
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    except ImportError:
+        log.warning("OTEL_* variables ask for traces but relationd[otel] is not installed; tracing off")
+        return False
+    span_exporter: SpanExporter
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter()
+    elif exporter in ("", "otlp"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+    else:
+        log.warning("unsupported OTEL_TRACES_EXPORTER; tracing off", exporter=exporter)
+        return False
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "relationd")})
+    )
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    enable(provider)
+    log.info("tracing on", exporter=exporter or "otlp", endpoint=endpoint)
+    return True
+
+
+async def traced_command(headers: Mapping[str, Any] | None, handling: Awaitable[None]) -> None:
+    """Await a command's handling inside its consumer span (just await it when tracing is off)."""
+    if tracing.tracer() is None:
+        await handling
+        return
+    with tracing.span("relationd process", kind="CONSUMER", parent=tracing.extract(headers)):
+        await handling
