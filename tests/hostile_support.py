@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pamqp.frame
 
 from contracts import topology
+from daemon import amqp_decoding
 from tests.conftest import AMQP_URL
 from tests.domain import charm
 from tests.fault_support import metric
 from tests.harness import DaemonProcess, create_vhost, delete_vhost, rabbitmqctl, vhost_url
 from tests.raw_amqp import Outcome, RawConnection, properties_payload, short_str
+
+STRICT_UNMARSHAL = getattr(pamqp.frame.unmarshal, "relationd_strict", pamqp.frame.unmarshal)
 
 
 class Mailbox:
@@ -63,6 +69,13 @@ class Mailbox:
                 await asyncio.wait_for(self.arrived.wait(), 0.2)
             except TimeoutError:
                 pass
+
+
+@dataclass
+class DeadLetter:
+    body: bytes
+    message_id: str | None
+    headers: dict[str, Any]
 
 
 class Site:
@@ -135,18 +148,22 @@ class Site:
     def hostile_header(self, body: bytes, token: str, **raw: bytes) -> bytes:
         return properties_payload(len(body), self.hostile_properties(token, **raw))
 
-    async def dead_letters(self) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        """Everything in the dead-letter queue (taken off it)."""
-        assert self.connection is not None
-        channel = await self.connection.channel()
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Everything in the dead-letter queue (taken off it), read over a raw connection: letters
+        the broker dead-lettered itself keep properties that aio-pika could not decode."""
+        raw = await RawConnection.from_url(self.url)
         try:
-            queue = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
             out = []
-            while (message := await queue.get(no_ack=True, fail=False)) is not None:
-                out.append(message)
+            while (got := await raw.get(topology.DEAD_LETTER_QUEUE)) is not None:
+                header, body = got
+                frame = struct.pack(">BHI", 2, 1, len(header)) + header + b"\xce"
+                props = amqp_decoding.tolerant_unmarshal(frame, strict=STRICT_UNMARSHAL)[2].properties
+                headers = dict(props.headers or {})
+                amqp_decoding.fault_of(headers)
+                out.append(DeadLetter(body, props.message_id, headers))
             return out
         finally:
-            await channel.close()
+            await raw.close()
 
     def broker_reconnects(self) -> int:
         return int(metric(self.daemon.http("/metrics")[1], 'relationd_reconnects_total{peer="broker"}'))

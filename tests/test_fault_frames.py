@@ -18,7 +18,6 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -26,7 +25,7 @@ import pytest
 from contracts import topology
 from tests.fault_support import fault_database, report
 from tests.harness import rabbitmqctl
-from tests.hostile_support import Site, deploy, hostile_site
+from tests.hostile_support import DeadLetter, Site, deploy, hostile_site
 from tests.raw_amqp import (
     SHORT_STRING_PROPERTIES,
     Outcome,
@@ -318,7 +317,7 @@ async def _wait_for_hostile(site: Site, delivered: list[Sent], timeout: float = 
             pass
 
 
-def _check_case(site: Site, s: Sent, dead: list[Any], models: set[str]) -> list[str]:
+def _check_case(site: Site, s: Sent, dead: list[DeadLetter], models: set[str]) -> list[str]:
     assert site.hostile_mailbox is not None
     case = s.case
     replies = site.hostile_mailbox.matching(s.token)
