@@ -2,7 +2,8 @@
 
 Not JSON, wrong types, missing and extra fields, huge strings and maps, deep nesting, unknown
 types, invalid UUIDs and names, SQL and shell metacharacters, invalid UTF-8, wrong content types,
-no reply_to, bad message ids, duplicate ids with different bodies. Each gets a typed error reply
+no reply_to, bad message ids, duplicate ids with different bodies, and values the JSON allows but
+a column cannot hold (integers past bigint or integer, NUL in text, a newline after a name). Each gets a typed error reply
 (when it has reply_to) and, when it failed validation, is dead-lettered with its reason; the daemon
 stays up with flat memory; valid commands interleaved all succeed, and settings full of
 metacharacters are stored and returned byte for byte.
