@@ -44,12 +44,16 @@ ORDER BY key
 def _in_scope(rel: Record, relation_unit_uuid: str | None, unit: str) -> str:
     """The unit's scope row. Raises RelationUnitNotFound when there is none (not in scope)."""
     if relation_unit_uuid is None:
-        raise errors.RelationUnitNotFound(
-            f"unit {unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']})",
-            unit=unit,
-            relation_id=rel["relation_id"],
-        )
+        raise _not_in_scope(rel, unit)
     return relation_unit_uuid
+
+
+def _not_in_scope(rel: Record, unit: str, why: str = "") -> errors.RelationdError:
+    return errors.RelationUnitNotFound(
+        f"unit {unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']}){why}",
+        unit=unit,
+        relation_id=rel["relation_id"],
+    )
 
 
 async def set_unit_settings(conn: Any, cmd: SetUnitSettings) -> Outcome:
@@ -131,15 +135,13 @@ async def get_unit_settings(conn: Any, cmd: GetUnitSettings) -> Outcome:
     ru = target["relation_unit_uuid"]
     container = target["container_uuid"] if ru is not None else target["archived_container_uuid"]
     if ru is None and not target["archived"]:
-        _in_scope(rel, None, cmd.unit)
+        raise _not_in_scope(rel, cmd.unit)
     if reader_container is not None and container != reader_container:
-        raise errors.RelationUnitNotFound(
-            f"unit {cmd.unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']}) "
-            f"as {cmd.as_unit!r} sees it: the relation is container-scoped and the unit is in "
-            "another container",
-            unit=cmd.unit,
-            relation_id=rel["relation_id"],
+        why = (
+            f" as {cmd.as_unit!r} sees it: the relation is container-scoped and the unit is in "
+            "another container"
         )
+        raise _not_in_scope(rel, cmd.unit, why)
     if ru is not None:
         return Outcome(await settings_bag.read(conn, settings_bag.UNIT_BAG, m, ru))
     rows = await conn.fetch(_ARCHIVED_BAG, m, ep["relation_endpoint_uuid"], cmd.unit)
