@@ -16,7 +16,7 @@ from aio_pika.exceptions import AMQPError, DeliveryError, ProbableAuthentication
 from aiormq.exceptions import ChannelInvalidStateError
 
 from client.api import RelationCommands
-from contracts import topology
+from contracts import topology, tracing
 from contracts.errors import Unauthorized, error_from_dict
 
 if TYPE_CHECKING:
@@ -166,6 +166,8 @@ class RelationClient(RelationCommands):
             props |= {"reply_to": self._reply_queue.name, "correlation_id": correlation_id}
             self._pending[correlation_id] = future
         props |= properties or {}
+        if tracing.tracer() is not None:
+            props["headers"] = tracing.inject(props.get("headers"))
         try:
             await asyncio.wait_for(
                 self._channel.default_exchange.publish(
@@ -196,7 +198,11 @@ class RelationClient(RelationCommands):
         self, body: dict[str, Any], *, command_id: str | None = None, timeout: float | None = None
     ) -> Any:
         """Send a command and return its result; raise the typed error of a refusal."""
-        reply = await self.send(body, command_id=command_id, timeout=timeout)
+        command_id = command_id or str(uuid.uuid4())
+        attributes = {"command_id": command_id, "type": body.get("type"), "model": body.get("model")}
+        with tracing.span("relationd send", "PRODUCER", **attributes):
+            reply = await self.send(body, command_id=command_id, timeout=timeout)
+            tracing.annotate(ok=reply.get("ok") if reply else None)
         assert reply is not None
         if not reply["ok"]:
             raise error_from_dict(reply["error"])

@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     ApplicationAlreadyExists = "ApplicationAlreadyExists"
     CannotRemovePeerRelation = "CannotRemovePeerRelation"
     SubordinateUnitsNotAddable = "SubordinateUnitsNotAddable"
+    # Replay from a position whose events retention has deleted: details name the oldest kept seq;
+    # read a snapshot and follow from its seq instead.
+    EventsExpired = "EventsExpired"
 
 
 class RelationdError(Exception):
@@ -104,6 +107,7 @@ ModelAlreadyExists = ERROR_CLASSES[ErrorCode.ModelAlreadyExists]
 ApplicationAlreadyExists = ERROR_CLASSES[ErrorCode.ApplicationAlreadyExists]
 CannotRemovePeerRelation = ERROR_CLASSES[ErrorCode.CannotRemovePeerRelation]
 SubordinateUnitsNotAddable = ERROR_CLASSES[ErrorCode.SubordinateUnitsNotAddable]
+EventsExpired = ERROR_CLASSES[ErrorCode.EventsExpired]
 
 
 def error_from_dict(body: dict[str, Any]) -> RelationdError:

@@ -51,6 +51,9 @@ def run() -> None:
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     _loop_policy()
+    from daemon import tracing
+
+    tracing.configure_from_env()
     try:
         code = asyncio.run(Service(settings).run())
     except SchemaNotReady as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import errors, topology
+from contracts import errors, topology, tracing
 from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
 from daemon.applier import Applied, Disposition, apply, error_reply
@@ -56,7 +56,9 @@ class CommandConsumer:
         self.stopping = asyncio.Event()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.create_task(self.handle(message))
+        task = asyncio.create_task(
+            tracing.within("relationd process", self.handle(message), "CONSUMER", message.headers)
+        )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -100,6 +102,7 @@ class CommandConsumer:
                 return
             cmd_type = parsed.command.type
             model = getattr(parsed.command, "model", None)
+            tracing.annotate(command_id=parsed.command_id, type=cmd_type, model=model)
             try:
                 actor = self._actor(message)
             except RelationdError as err:
@@ -142,6 +145,7 @@ class CommandConsumer:
             )
         finally:
             metrics.IN_FLIGHT.dec()
+            tracing.annotate(outcome=outcome)
             elapsed = time.perf_counter() - started
             metrics.COMMANDS.labels(cmd_type, outcome).inc()
             metrics.COMMAND_SECONDS.labels(cmd_type).observe(elapsed)
@@ -173,13 +177,14 @@ class CommandConsumer:
         delays = backoff(0.05, 5.0)
         while True:
             try:
-                async with database.session(self.pool) as conn:
-                    applied = await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
-                    if applied.disposition is Disposition.duplicate:
-                        # Its first COMMIT may have timed out after all: answer once it is on the
-                        # standby, never from a primary that a failover could still lose it with.
-                        await database.fence(conn)
-                    return applied
+                with tracing.span("relationd transaction"):
+                    async with database.session(self.pool) as conn:
+                        applied = await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
+                        if applied.disposition is Disposition.duplicate:
+                            # Its first COMMIT may have timed out after all: answer once it is on the
+                            # standby, never from a primary that a failover could still lose it with.
+                            await database.fence(conn)
+                        return applied
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -199,13 +204,15 @@ class CommandConsumer:
     async def _reply(self, message: AbstractIncomingMessage, reply: dict[str, Any]) -> None:
         if not message.reply_to:
             return
-        await self.broker.publish(
-            "",
-            message.reply_to,
-            json.dumps(reply).encode(),
-            message_id=str(uuid.uuid4()),
-            correlation_id=message.correlation_id,
-        )
+        with tracing.span("relationd reply", kind="PRODUCER"):
+            await self.broker.publish(
+                "",
+                message.reply_to,
+                json.dumps(reply).encode(),
+                message_id=str(uuid.uuid4()),
+                correlation_id=message.correlation_id,
+                headers=tracing.inject(),
+            )
 
     async def _refuse(
         self, message: AbstractIncomingMessage, err: RelationdError, cmd_type: str | None = None

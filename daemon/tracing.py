@@ -11,7 +11,7 @@ as its children; the reply carries the context back. When off, the hooks cost on
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from contracts import tracing
@@ -20,6 +20,36 @@ from daemon import logs
 log = logs.get("relationd.tracing")
 
 _instrumented: Any = None
+
+
+def statements_in_commands(delegate: Any) -> Any:
+    """A sampler that drops an SQL statement span without a parent (the relay's polls, pool
+    checks: a trace each, every poll) and asks ``delegate`` about everything else."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.trace import get_current_span
+
+    class StatementsInCommands(Sampler):
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> Any:
+            orphan = not get_current_span(parent_context).get_span_context().is_valid
+            if orphan and attributes and "db.system" in attributes:
+                return SamplingResult(Decision.DROP)
+            return delegate.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return f"StatementsInCommands{{{delegate.get_description()}}}"
+
+    return StatementsInCommands()
 
 
 def enable(provider: Any) -> None:
@@ -68,18 +98,10 @@ def configure_from_env(env: Mapping[str, str] = os.environ) -> bool:
         log.warning("unsupported OTEL_TRACES_EXPORTER; tracing off", exporter=exporter)
         return False
     provider = TracerProvider(
-        resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "relationd")})
+        sampler=statements_in_commands(TracerProvider().sampler),  # OTEL_TRACES_SAMPLER's
+        resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "relationd")}),
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     enable(provider)
     log.info("tracing on", exporter=exporter or "otlp", endpoint=endpoint)
     return True
-
-
-async def traced_command(headers: Mapping[str, Any] | None, handling: Awaitable[None]) -> None:
-    """Await a command's handling inside its consumer span (just await it when tracing is off)."""
-    if tracing.tracer() is None:
-        await handling
-        return
-    with tracing.span("relationd process", kind="CONSUMER", parent=tracing.extract(headers)):
-        await handling

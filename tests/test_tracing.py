@@ -1,0 +1,163 @@
+"""OpenTelemetry tracing (the [otel] extra): one trace per command, across the broker and the database.
+
+The daemon runs in this process (its Service, as `relationd run` starts it) so the SDK's in-memory
+exporter sees both sides; broker and database are the real ones. A command sent by the client is
+one trace: the client's send span, the daemon's consumer span (its parent arrived in the
+``traceparent`` header), the transaction with one span per SQL statement, and the reply. With
+tracing off nothing is recorded and no header is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+
+from client.rpc import RelationClient
+from contracts import topology, tracing
+from daemon import tracing as daemon_tracing
+from daemon.service import Service
+from daemon.settings import Settings
+from tests.domain import charm
+from tests.service_support import own_database, own_vhost
+
+__all__ = ["own_database", "own_vhost"]
+
+sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="the [otel] extra is not installed")
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.trace import SpanKind  # noqa: E402
+
+
+@contextlib.asynccontextmanager
+async def in_process_daemon(amqp_url: str, database_url: str) -> AsyncIterator[Service]:
+    settings = Settings(amqp_url=amqp_url, database_url=database_url, http_port=0, outbox_poll_seconds=0.2)
+    service = Service(settings)
+    running = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.broker.connected.wait(), 30)
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(running, 60)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # Service.run installed them on pytest's loop
+            loop.remove_signal_handler(sig)
+
+
+@pytest.fixture
+def exporter() -> Any:
+    spans = InMemorySpanExporter()
+    provider = sdk.TracerProvider(sampler=daemon_tracing.statements_in_commands(sdk.sampling.ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    daemon_tracing.enable(provider)
+    yield spans
+    daemon_tracing.disable()
+    provider.shutdown()
+
+
+async def test_one_trace_per_command_from_send_to_reply(
+    exporter: Any, own_vhost: str, own_database: str
+) -> None:
+    name, command_id = f"traced-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    async with in_process_daemon(own_vhost, own_database):
+        async with await RelationClient.connect(own_vhost, timeout=30) as client:
+            await client.create_model(name)
+            await client.deploy(name, "mysql", charm("mysql"), units=1, command_id=command_id)
+
+    spans = exporter.get_finished_spans()
+    (send,) = [
+        s for s in spans if s.name == "relationd send" and s.attributes["relationd.command_id"] == command_id
+    ]
+    trace = [s for s in spans if s.context.trace_id == send.context.trace_id]
+    by_name: dict[str, list[Any]] = {}
+    for s in trace:
+        by_name.setdefault(s.name, []).append(s)
+
+    assert send.parent is None and send.kind is SpanKind.PRODUCER
+    assert send.attributes["relationd.model"] == name and send.attributes["relationd.ok"] is True
+    (process,) = by_name["relationd process"]
+    assert process.kind is SpanKind.CONSUMER
+    assert process.parent.span_id == send.context.span_id and process.parent.is_remote  # via the header
+    assert process.attributes["relationd.command_id"] == command_id
+    assert process.attributes["relationd.model"] == name
+    assert process.attributes["relationd.type"] == "deploy"
+    assert process.attributes["relationd.outcome"] == "applied"
+    (transaction,) = by_name["relationd transaction"]
+    assert transaction.parent.span_id == process.context.span_id
+    statements = [s for s in trace if s.attributes.get("db.system") == "postgresql"]
+    assert statements, f"no SQL statement spans in the trace: {sorted(by_name)}"
+    assert {s.parent.span_id for s in statements} == {transaction.context.span_id}
+    (reply,) = by_name["relationd reply"]
+    assert reply.parent.span_id == process.context.span_id and reply.kind is SpanKind.PRODUCER
+    assert reply.end_time <= send.end_time  # the client's span ends at the reply's receipt
+    expected = {"relationd send", "relationd process", "relationd transaction", "relationd reply"}
+    assert set(by_name) - expected == {s.name for s in statements}
+    # The relay's polls and the pool's checks ran meanwhile; outside a command they are not traced.
+    assert all(s.parent is not None for s in spans if s.attributes.get("db.system")), [
+        s.attributes.get("db.statement") for s in spans if s.parent is None and s.attributes.get("db.system")
+    ]
+    print(f"\ntrace of {command_id}: {len(trace)} spans, {len(statements)} SQL statements")
+
+
+async def test_the_reply_carries_the_trace_context_back(
+    exporter: Any, own_vhost: str, own_database: str
+) -> None:
+    """The daemon's reply has a traceparent of the command's trace (read with a bare aio-pika
+    consumer, so the check does not depend on the client's own handling)."""
+    async with in_process_daemon(own_vhost, own_database):
+        connection = await aio_pika.connect(own_vhost)
+        try:
+            channel = await connection.channel()
+            replies = await channel.declare_queue(exclusive=True)
+            trace_id = "0af7651916cd43dd8448eb211c80319c"
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    b'{"type": "list_models"}',
+                    content_type=topology.CONTENT_TYPE,
+                    message_id=str(uuid.uuid4()),
+                    reply_to=replies.name,
+                    correlation_id="c1",
+                    user_id="guest",
+                    headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+                ),
+                routing_key=topology.COMMAND_QUEUE,
+            )
+            message = await replies.get(timeout=30, fail=False)
+            for _ in range(100):
+                if message is not None:
+                    break
+                await asyncio.sleep(0.1)
+                message = await replies.get(timeout=30, fail=False)
+            assert message is not None, "no reply"
+            traceparent = message.headers["traceparent"]
+            assert isinstance(traceparent, str) and traceparent.split("-")[1] == trace_id
+        finally:
+            await connection.close()
+    (process,) = [s for s in exporter.get_finished_spans() if s.name == "relationd process"]
+    assert format(process.context.trace_id, "032x") == trace_id
+
+
+def test_tracing_off_records_nothing_and_adds_no_header() -> None:
+    assert tracing.tracer() is None  # no provider given and no global SDK provider in this process
+    assert tracing.inject({"a": 1}) == {"a": 1}
+    with tracing.span("relationd send", "PRODUCER", command_id="x") as span:
+        assert span is None
+        assert tracing.inject() == {}
+
+
+def test_configuration_follows_the_otel_variables() -> None:
+    assert daemon_tracing.configure_from_env({}) is False  # nothing asked: off, no exporter made
+    assert daemon_tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "none"}) is False
+    assert (
+        daemon_tracing.configure_from_env({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
+        is False
+    )
+    assert daemon_tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "zipkin-nope"}) is False
+    assert tracing.tracer() is None
