@@ -40,6 +40,9 @@ class ErrorCode(StrEnum):
     UnknownCommand = "UnknownCommand"
     PayloadTooLarge = "PayloadTooLarge"
     Internal = "Internal"
+    # Too many of the sender's commands waiting in a daemon instance; resend the same command id
+    # after details.retry_after seconds (nothing was applied or stored).
+    RateLimited = "RateLimited"
     # Extensions: conditions SPEC.md implies but Juju's relation domain does not name.
     ModelAlreadyExists = "ModelAlreadyExists"
     ApplicationAlreadyExists = "ApplicationAlreadyExists"
@@ -103,6 +106,7 @@ InvalidCommand = ERROR_CLASSES[ErrorCode.InvalidCommand]
 UnknownCommand = ERROR_CLASSES[ErrorCode.UnknownCommand]
 PayloadTooLarge = ERROR_CLASSES[ErrorCode.PayloadTooLarge]
 Internal = ERROR_CLASSES[ErrorCode.Internal]
+RateLimited = ERROR_CLASSES[ErrorCode.RateLimited]
 ModelAlreadyExists = ERROR_CLASSES[ErrorCode.ModelAlreadyExists]
 ApplicationAlreadyExists = ERROR_CLASSES[ErrorCode.ApplicationAlreadyExists]
 CannotRemovePeerRelation = ERROR_CLASSES[ErrorCode.CannotRemovePeerRelation]
