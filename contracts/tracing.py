@@ -8,7 +8,7 @@ given to ``use``), every function here returns at once and adds no header.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -76,6 +76,15 @@ def span(name: str, kind: str = "INTERNAL", parent: Any = None, **attributes: An
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+async def within(name: str, work: Awaitable[None], kind: str = "INTERNAL", headers: Any = None) -> None:
+    """Await ``work`` inside a span continuing the trace of ``headers`` (just await it when off)."""
+    if tracer() is None:
+        await work
+        return
+    with span(name, kind=kind, parent=extract(headers)):
+        await work
 
 
 def annotate(**attributes: Any) -> None:
