@@ -717,21 +717,35 @@ def hooks(
         str | None,
         typer.Option(
             "--from",
-            help="Resume after this hook position SEQ or SEQ.INDEX (as printed). Example: --from 42.1",
+            help="Resume after this hook position SEQ or SEQ.INDEX (as printed; 0: the whole log), "
+            "replaying the log from its start. Example: --from 42.1",
         ),
     ] = None,
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many hooks. Example: --count 10")
     ] = None,
+    state_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="The unit's hook state: resumed from when the file exists, rewritten atomically "
+            "after each hook. Example: --state /var/lib/agent/wordpress-0.json",
+        ),
+    ] = None,
 ) -> None:
-    """Stream the relation hooks UNIT runs, in Juju's uniter order: the log, then live.
+    """Stream the relation hooks UNIT runs, in Juju's uniter order, each once, then live.
 
-    relation-created, -joined, -changed, -departed and -broken, each once, with the relation id,
-    the unit's endpoint and the remote unit or application. Ctrl-C stops; --from resumes.
+    relation-created, -joined, -changed, -departed and -broken, with the relation id, the unit's
+    endpoint and the remote unit or application. Without --from or a saved --state the unit starts
+    as a new agent, from its snapshot (its relations and units in scope now). With --state it
+    resumes where the file says: the rest of the log while it is kept, else the hooks for what
+    changed meanwhile (said on stderr). Ctrl-C stops.
 
-    Example: relctl -m prod --json hooks wordpress/0 --from 42.1 --count 5
+    Example: relctl -m prod --json hooks wordpress/0 --state wp0.json --count 5
     """
-    from client.hooks import follow_hooks
+    from client.hook_stream import HookStream
+    from client.hooks import StateError
+    from client.state_file import read_state, write_state
 
     model, options = _model(), _options()
     out = tables.console()
@@ -742,29 +756,48 @@ def hooks(
             raise typer.BadParameter(f"{start!r} is not SEQ or SEQ.INDEX", param_hint="--from")
         seq, index = int(match[1]), int(match[2]) if match[2] is not None else 10**9
         after = (seq, index)
+    try:
+        saved = read_state(state_file) if state_file is not None else None
+    except (StateError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--state") from None
+    if saved is not None and after is not None:
+        raise typer.BadParameter(
+            f"{state_file} holds a state to resume from: drop --from", param_hint="--from"
+        )
 
     async def stream(client: RelationClient) -> None:
         await client.list_models()  # the daemon answers: it is worth following
         seen = 0
-        async for hook in follow_hooks(options.amqp_url, model, unit, after=after, timeout=options.timeout):
-            if options.json:
-                print(json.dumps(hook.to_dict()), flush=True)
-            else:
-                remote = hook.remote_unit or hook.remote_app
-                out.print(
-                    f"{hook.seq}.{hook.index}\t{hook.hook}\trelation {hook.relation_id} "
-                    f"({hook.endpoint})\t{remote}",
-                    markup=False,
-                    soft_wrap=True,
-                )
-            seen += 1
-            if count is not None and seen >= count:
-                return
+        hooks = HookStream(options.amqp_url, model, unit, after=after, state=saved, timeout=options.timeout)
+        try:
+            async for hook in hooks:
+                _print_hook(hook, out, options.json)
+                if state_file is not None and hook.state is not None:
+                    write_state(state_file, hook.state)
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+        except StateError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--state") from None
+        finally:
+            await hooks.close()
 
     try:
         _call(stream)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _print_hook(hook: Any, out: Console, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(hook.to_dict()), flush=True)
+    else:
+        remote = hook.remote_unit or hook.remote_app
+        out.print(
+            f"{hook.seq}.{hook.index}\t{hook.hook}\trelation {hook.relation_id} ({hook.endpoint})\t{remote}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _print_event(event: ChangeEvent, out: Console, as_json: bool) -> None:

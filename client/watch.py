@@ -17,6 +17,10 @@ How it stays exact:
 4. When the broker connection is lost (broker restart), reconnect with backoff, bind again and
    resume with a replay from the last ``seq`` yielded. While the daemon is down the broker holds
    the replay query until it is back.
+5. When the daemon no longer keeps the events after the last ``seq`` (retention deleted them:
+   EventsExpired), read a snapshot of the model (``snapshot``), say so in the log, call
+   ``on_resync`` with it and go on from its ``seq``: the watcher is told what it missed (the
+   state now), never silently skipped past it. ``fallback=False`` raises EventsExpired instead.
 
 Example::
 
@@ -43,6 +47,7 @@ from client.rpc import DaemonUnreachable, RelationClient
 from contracts import errors
 from contracts.events import ChangeEvent, binding_key
 from contracts.names import UUID_RE
+from contracts.snapshot import ModelSnapshot
 from contracts.topology import EVENTS_EXCHANGE
 
 log = logging.getLogger("relationd.client.watch")
@@ -148,10 +153,12 @@ class Watch:
     ``namespace`` (a ``contracts.events.Namespace`` value) and ``relation_id`` narrow it.
     ``idle``: seconds without a live event after which the log is checked (None: never).
     ``last_seq`` is the sequence number of the last event yielded: keep it to resume later.
-    ``reconnects`` counts the broker connections lost and re-established.
+    ``reconnects`` counts the broker connections lost and re-established; ``resyncs`` the times
+    it went on from a snapshot because the events it needed were no longer kept.
 
-    Raises ModelNotFound (and any other refusal of the replay query, such as PermissionDenied);
-    connection losses and daemon outages are retried, never raised.
+    Raises ModelNotFound (and any other refusal of the replay query, such as PermissionDenied;
+    EventsExpired with ``fallback=False``); connection losses and daemon outages are retried,
+    never raised.
     """
 
     def __init__(
@@ -166,6 +173,8 @@ class Watch:
         page: int = 1000,
         max_backoff: float = 5.0,
         idle: float | None = 15.0,
+        fallback: bool = True,
+        on_resync: Callable[[ModelSnapshot], None] | None = None,
     ) -> None:
         self.url = url
         self.model = model
@@ -177,6 +186,9 @@ class Watch:
         self.max_backoff = max_backoff
         self.idle = idle
         self.reconnects = 0
+        self.resyncs = 0
+        self.fallback = fallback
+        self.on_resync = on_resync
         self._model_uuid: str | None = None
         self._client: RelationClient | None = None
         self._events: AsyncGenerator[ChangeEvent, None] | None = None
@@ -208,10 +220,18 @@ class Watch:
                 live = _LiveQueue(self.idle)
                 model_uuid = await self._resolve(client)
                 await live.bind(client.connection, binding_key(model_uuid, self.namespace, self.relation_id))
-                async for event in follow(self._reader(client), live.next_batch, self.last_seq, self.page):
-                    self.last_seq = event.seq
-                    yield event
-                    delays = _backoff(0.1, self.max_backoff)
+                while True:
+                    try:
+                        async for event in follow(
+                            self._reader(client), live.next_batch, self.last_seq, self.page
+                        ):
+                            self.last_seq = event.seq
+                            yield event
+                            delays = _backoff(0.1, self.max_backoff)
+                    except errors.EventsExpired as exc:
+                        if not self.fallback:
+                            raise
+                        await self._resync(client, exc)
             except RECONNECTABLE as exc:
                 self.reconnects += 1
                 delay = next(delays)
@@ -219,6 +239,17 @@ class Watch:
                             self.model, exc or type(exc).__name__, self.last_seq, delay)  # fmt: skip
                 await self._disconnect()
                 await asyncio.sleep(delay)
+
+    async def _resync(self, client: RelationClient, exc: errors.RelationdError) -> None:
+        """Go on from a snapshot of the model: the events after ``last_seq`` are gone."""
+        snapshot = await client.snapshot(self._model_uuid or self.model, timeout=self.timeout)
+        self.resyncs += 1
+        log.warning("events of %s after seq %d are no longer kept (the oldest kept is seq %s); "
+                    "going on from a snapshot of the model at seq %d, without the events between",
+                    self.model, self.last_seq, exc.details.get("oldest_kept_seq"), snapshot.seq)  # fmt: skip
+        self.last_seq = max(self.last_seq, snapshot.seq)
+        if self.on_resync is not None:
+            self.on_resync(snapshot)
 
     async def _connect(self) -> RelationClient:
         await self._disconnect()

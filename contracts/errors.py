@@ -40,11 +40,17 @@ class ErrorCode(StrEnum):
     UnknownCommand = "UnknownCommand"
     PayloadTooLarge = "PayloadTooLarge"
     Internal = "Internal"
+    # Too many of the sender's commands waiting in a daemon instance; resend the same command id
+    # after details.retry_after seconds (nothing was applied or stored).
+    RateLimited = "RateLimited"
     # Extensions: conditions SPEC.md implies but Juju's relation domain does not name.
     ModelAlreadyExists = "ModelAlreadyExists"
     ApplicationAlreadyExists = "ApplicationAlreadyExists"
     CannotRemovePeerRelation = "CannotRemovePeerRelation"
     SubordinateUnitsNotAddable = "SubordinateUnitsNotAddable"
+    # Replay from a position whose events retention has deleted: details name the oldest kept seq;
+    # read a snapshot and follow from its seq instead.
+    EventsExpired = "EventsExpired"
 
 
 class RelationdError(Exception):
@@ -100,10 +106,12 @@ InvalidCommand = ERROR_CLASSES[ErrorCode.InvalidCommand]
 UnknownCommand = ERROR_CLASSES[ErrorCode.UnknownCommand]
 PayloadTooLarge = ERROR_CLASSES[ErrorCode.PayloadTooLarge]
 Internal = ERROR_CLASSES[ErrorCode.Internal]
+RateLimited = ERROR_CLASSES[ErrorCode.RateLimited]
 ModelAlreadyExists = ERROR_CLASSES[ErrorCode.ModelAlreadyExists]
 ApplicationAlreadyExists = ERROR_CLASSES[ErrorCode.ApplicationAlreadyExists]
 CannotRemovePeerRelation = ERROR_CLASSES[ErrorCode.CannotRemovePeerRelation]
 SubordinateUnitsNotAddable = ERROR_CLASSES[ErrorCode.SubordinateUnitsNotAddable]
+EventsExpired = ERROR_CLASSES[ErrorCode.EventsExpired]
 
 
 def error_from_dict(body: dict[str, Any]) -> RelationdError:

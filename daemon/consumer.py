@@ -23,6 +23,7 @@ from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
 from daemon.applier import Applied, Disposition, apply, error_reply
 from daemon.broker import Broker
+from daemon.fairness import from_settings as fairness_from_settings
 from daemon.parsing import Parsed, parse
 from daemon.settings import Settings
 from daemon.transient import backoff, is_transient
@@ -54,6 +55,7 @@ class CommandConsumer:
         self.on_events = on_events  # told after each commit that wrote change events
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
+        self.fairness = fairness_from_settings(settings)
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(
@@ -80,12 +82,23 @@ class CommandConsumer:
         metrics.IN_FLIGHT.inc()
         if message.redelivered:
             metrics.REDELIVERIES.inc()
+        sender = user or ""
+        admitted = False
         try:
             undecodable = amqp_decoding.fault_of(message.headers)
             if undecodable is not None:
                 outcome = "invalid"
                 invalid = errors.InvalidCommand(undecodable.message, field=undecodable.field)
                 await self._refuse(message, invalid)
+                stage = Stage.acked
+                return
+            try:
+                self.fairness.admit(sender, len(message.body))
+                admitted = True
+            except errors.RateLimited as err:
+                outcome = "rate_limited"
+                code = str(err.code)
+                await self._turn_away(message, err)
                 stage = Stage.acked
                 return
             try:
@@ -111,7 +124,8 @@ class CommandConsumer:
                 stage = Stage.acked
                 return
             try:
-                applied = await self._apply(parsed, actor)
+                async with self.fairness.turn(sender):
+                    applied = await self._apply(parsed, actor)
                 if applied.events and self.on_events is not None:
                     self.on_events()
                 outcome = applied.disposition.value
@@ -144,6 +158,8 @@ class CommandConsumer:
                 error=str(exc) or type(exc).__name__,
             )
         finally:
+            if admitted:
+                self.fairness.leave(sender, len(message.body))
             metrics.IN_FLIGHT.dec()
             tracing.annotate(outcome=outcome)
             elapsed = time.perf_counter() - started
@@ -213,6 +229,17 @@ class CommandConsumer:
                 correlation_id=message.correlation_id,
                 headers=tracing.inject(),
             )
+
+    async def _turn_away(self, message: AbstractIncomingMessage, err: RelationdError) -> None:
+        """Refuse a delivery over its sender's share: answer it, store nothing, ack.
+
+        Not dead-lettered when it is answered (the sender sends it again); without ``reply_to``
+        nobody would learn of it, so then it is dead-lettered with the reason."""
+        if not message.reply_to:
+            await self._refuse(message, err)
+            return
+        await self._reply(message, error_reply(message.message_id, None, err))
+        await message.ack()
 
     async def _refuse(
         self, message: AbstractIncomingMessage, err: RelationdError, cmd_type: str | None = None

@@ -20,6 +20,7 @@ from daemon.migrate import SCHEMA_VERSION, schema_version
 from daemon.notify import Notifier
 from daemon.outbox import OutboxRelay
 from daemon.redaction import redact
+from daemon.retention import EventRetention
 from daemon.settings import Settings
 from handlers import settings_bag
 
@@ -39,6 +40,7 @@ class Service:
         self.broker = Broker(settings)
         self.consumer: CommandConsumer | None = None
         self.relay: OutboxRelay | None = None
+        self.retention: EventRetention | None = None
         self.http: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -108,6 +110,8 @@ class Service:
             asyncio.create_task(self.broker.run(self.consumer.on_message)),
             asyncio.create_task(self.relay.run()),
         ]
+        self.retention = EventRetention(s, self.pool)
+        self._tasks.append(asyncio.create_task(self.retention.run()))
         if s.http_port:
             self.http = HealthServer(s.http_host, s.http_port, self.readiness)
             await self.http.start()
@@ -152,6 +156,8 @@ class Service:
             if not flushed:
                 log.warning("outbox not empty at exit; the next start publishes the rest")
             self.relay.stop()
+        if self.retention is not None:
+            self.retention.stop()
         await self.broker.close()
         for task in self._tasks:
             try:

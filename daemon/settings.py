@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topology
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retention(value: Any) -> Any:
+    """``7d``, ``12h``, ``30m``, ``90s`` or a number of seconds; ``off`` keeps events for ever."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("off", "none", "forever"):
+            return None
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration such as 7d, 12h, 30m, 90s or off")
+        return timedelta(seconds=float(match[1]) * _UNITS[match[2] or "s"])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value.total_seconds() <= 0:
+        raise ValueError("must be longer than 0 seconds (or off)")
+    return value
+
+
+Retention = Annotated[timedelta | None, BeforeValidator(parse_retention), AfterValidator(_positive)]
 
 
 class Settings(BaseSettings):
@@ -67,6 +95,11 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(default=500, ge=1, le=10000)
     outbox_max_lag_seconds: float = Field(default=30.0, gt=0)
     command_retention_days: float = Field(default=7.0, gt=0)
+    # How long the replay log keeps events: "7d", "12h", "30m", "90s", seconds, or "off" (forever).
+    event_retention: Retention = timedelta(days=7)
+    event_retention_batch: int = Field(default=1000, ge=1, le=100000)
+    event_retention_interval_seconds: float = Field(default=60.0, gt=0)
+    event_retention_pause_seconds: float = Field(default=0.05, ge=0)
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9464, ge=0, le=65535)

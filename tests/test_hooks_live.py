@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -33,9 +34,17 @@ def _short(hooks: list[Hook]) -> list[tuple[str, int, str]]:
     return [(h.hook, h.relation_id, h.remote_unit or h.remote_app) for h in hooks]
 
 
-async def _take(url: str, model: str, unit: str, n: int, after: tuple[int, int] | None = None) -> list[Hook]:
+async def _take(
+    url: str,
+    model: str,
+    unit: str,
+    n: int,
+    after: tuple[int, int] | None = (0, 0),
+    state: dict[str, Any] | None = None,
+) -> list[Hook]:
+    """The first ``n`` hooks: by default the whole log's (from position 0.0)."""
     out: list[Hook] = []
-    stream = follow_hooks(url, model, unit, after=after, timeout=15)
+    stream = follow_hooks(url, model, unit, after=None if state else after, state=state, timeout=15)
     try:
         async for hook in stream:
             out.append(hook)
@@ -109,7 +118,9 @@ async def test_relctl_hooks_killed_and_resumed_from_its_last_position(
     await client.call({"type": "create_model", "name": model})
     await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
     expected = EXPECTED["mysql/0"]
-    first = [json.loads(x) for x in await _relctl_lines(amqp_url, model, "mysql/0", stop_after=3)]
+    first = [
+        json.loads(x) for x in await _relctl_lines(amqp_url, model, "mysql/0", "--from", "0", stop_after=3)
+    ]
     resume = f"{first[-1]['seq']}.{first[-1]['index']}"
     rest = [
         json.loads(x)
@@ -119,3 +130,58 @@ async def test_relctl_hooks_killed_and_resumed_from_its_last_position(
     ]
     got = [(h["hook"], h["relation_id"], h["remote_unit"] or h["remote_app"]) for h in first + rest]
     assert got == expected
+
+
+async def test_a_hook_stream_resumed_from_its_state_goes_on_exactly(
+    client: RelationClient, amqp_url: str
+) -> None:
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
+    expected = EXPECTED["wordpress/0"]
+    first = await asyncio.wait_for(_take(amqp_url, model, "wordpress/0", 4), 30)
+    saved = json.loads(json.dumps(first[-1].state))  # as a file would give it back
+    rest = await asyncio.wait_for(_take(amqp_url, model, "wordpress/0", len(expected) - 4, state=saved), 30)
+    assert _short(first + rest) == expected
+
+
+async def _relctl_hooks(amqp_url: str, model: str, *args: str) -> list[dict[str, Any]]:
+    """`relctl --json hooks ARGS` run to its end (give --count)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "relctl"
+    proc = await asyncio.create_subprocess_exec(
+        str(script), "--amqp-url", amqp_url, "-m", model, "--json", "hooks", *args,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_relctl_hooks_with_a_state_file_starts_new_then_resumes_where_it_stopped(
+    client: RelationClient, amqp_url: str, tmp_path: Any
+) -> None:
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    d = BrokerDomain(client, model)
+    await d.deploy("mysql", units=1)
+    await d.deploy("wordpress", units=1)
+    db = await d.integrate("wordpress", "mysql")
+    state = tmp_path / "mysql-0.json"
+    # A new agent: its snapshot (its peer relation and relation 2), then it stops.
+    first = await _relctl_hooks(amqp_url, model, "mysql/0", "--state", str(state), "--count", "2")
+    assert [(h["hook"], h["relation_id"]) for h in first] == [
+        ("relation-created", 0),
+        ("relation-created", db["id"]),
+    ]
+    assert json.loads(state.read_text())["position"] == [first[-1]["seq"], first[-1]["index"]]
+    for unit in ("wordpress/0", "mysql/0"):
+        await d.run({"type": "enter_scope", "relation": db["id"], "unit": unit})
+    rest = await _relctl_hooks(amqp_url, model, "mysql/0", "--state", str(state), "--count", "2")
+    assert [(h["hook"], h["remote_unit"]) for h in rest] == [
+        ("relation-joined", "wordpress/0"),
+        ("relation-changed", "wordpress/0"),
+    ]

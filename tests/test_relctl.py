@@ -308,6 +308,15 @@ def stages(model: str) -> list[list[Step]]:
                 has("mysql/1", "wordpress/0"),
             ),
             Step(["relation-list", "-r", "2", "--app", "mysql"], None, text_is("mysql/1")),
+            # Relation 3 is container-scoped: both endpoints read so, and a unit lists its own
+            # container only (wordpress/1's holds no one in scope; wordpress/0's holds itself).
+            Step(
+                ["show-relation", "3"],
+                j(lambda r: [e["scope"] for e in r["endpoints"]] == ["container", "container"]),
+                None,
+            ),
+            Step(["relation-list", "-r", "3", "--as", "wordpress/1"], j(lambda r: r == []), None),
+            Step(["relation-list", "-r", "3", "--as", "wordpress/0"], None, text_is("wordpress/0")),
             Step(
                 ["relation-get", "-r", "2", "mysql/1"],
                 j(lambda r: r == {"host": "db", "port": "3306"}),

@@ -132,6 +132,48 @@ def test_a_model_is_named_by_name_or_uuid() -> None:
     refused({"type": "list_applications", "model": "Not A Model"})
 
 
+# A `$` in Python's re.match accepts a trailing newline; names and UUIDs must match whole.
+WHOLE_MATCH_CASES = [
+    ({"type": "list_applications", "model": "0d326f66-3ac0-41d3-81ef-54b93ee399a9\n"}, ("model",)),
+    ({"type": "list_applications", "model": "prod\n"}, ("model",)),
+    ({"type": "relation_ids", "model": MODEL, "endpoint": "mysql:db\n"}, ("endpoint",)),
+    ({"type": "relation_ids", "model": MODEL, "endpoint": "mysql\n:db"}, ("endpoint",)),
+    ({"type": "create_model", "name": "prod\n"}, ("name",)),
+    ({"type": "get_relation", "model": MODEL, "relation": "0d326f66-3ac0-41d3-81ef-54b93ee399a9\n"},
+     ("relation",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "loc"), WHOLE_MATCH_CASES)
+def test_a_trailing_newline_after_a_name_or_uuid_is_refused(
+    body: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    assert loc in [e[1 : 1 + len(loc)] for e in fields_at_fault(refused(body))]  # after the type tag
+
+
+# Every value reaching a column fits it: bigint, integer (int4), text without NUL.
+COLUMN_CASES = [
+    ({"type": "events_after", "model": MODEL, "after": 2**63}, ("after",)),
+    ({"type": "events_after", "model": MODEL, "relation_id": 2**63}, ("relation_id",)),
+    ({"type": "events_after", "model": MODEL, "namespace": "a\x00"}, ("namespace",)),
+    ({"type": "deploy", "model": MODEL, "application": "a",
+      "charm": {"requires": {"db": {"interface": "mysql", "limit": 2**31}}}}, ("charm", "requires", "db", "limit")),
+    ({"type": "deploy", "model": MODEL, "application": "a", "charm": {"name": "a\x00"}}, ("charm", "name")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "loc"), COLUMN_CASES)
+def test_a_value_its_column_cannot_hold_is_refused(body: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    assert loc in [e[1 : 1 + len(loc)] for e in fields_at_fault(refused(body))]  # after the type tag
+
+
+def test_the_largest_values_the_columns_hold_are_accepted() -> None:
+    events = parse({"type": "events_after", "model": MODEL, "after": 2**63 - 1, "relation_id": 2**63 - 1})
+    assert (events.after, events.relation_id) == (2**63 - 1, 2**63 - 1)
+    meta = CharmMetadata.model_validate({"provides": {"db": {"interface": "mysql", "limit": 2**31 - 1}}})
+    assert meta.provides["db"].limit == 2**31 - 1
+
+
 # ---- settings -------------------------------------------------------------------------------
 
 
