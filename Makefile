@@ -5,6 +5,8 @@
 #   make test      ruff check, then pytest (fast suite; slow fault/soak tests excluded); promtool, dot too
 #   make lint      ruff check, ruff format --check, mypy
 #   make fault     the slow fault and soak tests (pytest -m slow)
+#   make ha-demo   the highly available set on this machine (3 broker nodes, database primary,
+#                  standby and monitor, 2 daemons) surviving node kills; stops it all (root)
 #   make bench     the benchmarks (installs the bench extra)
 #   make migrate   apply schema.sql to RELATIOND_DATABASE_URL
 #   make clean     remove .venv and caches
@@ -25,7 +27,7 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help venv services run test lint fault bench migrate clean
+.PHONY: help venv services run test lint fault bench migrate clean ha-demo
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -55,6 +57,9 @@ lint: venv
 
 fault: venv services
 	@$(call pytest,-m slow)
+
+ha-demo: venv services
+	@$(BIN)/python deploy/ha_demo.py
 
 bench:
 	@scripts/ensure-venv --bench

@@ -65,6 +65,32 @@ def available() -> bool:
     return Path(PG_AUTOCTL).exists() and (PG_BIN / "pg_ctl").exists()
 
 
+def pss_bytes(pids: list[int]) -> int:
+    """The proportional set size of these processes: memory shared between them counted once."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def process_group(pgid: int) -> list[int]:
+    """The pids of a process group."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == pgid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 @dataclass
 class Node:
     """One pg_autoctl service: the monitor or a PostgreSQL node."""
@@ -78,17 +104,7 @@ class Node:
 
     def pids(self) -> list[int]:
         """Every process of the node's session (runuser, pg_autoctl, postgres and its children)."""
-        if self.proc is None:
-            return []
-        out = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == self.proc.pid:  # pgid
-                out.append(int(stat.parent.name))
-        return out
+        return [] if self.proc is None else process_group(self.proc.pid)
 
     def signal(self, sig: int) -> None:
         if self.proc is not None:
@@ -312,16 +328,7 @@ class PgAutoFailoverSet:
 
     def memory_bytes(self) -> int:
         """Proportional set size of every process of the set (shared memory counted once)."""
-        total = 0
-        for node in [self.monitor, *self.nodes.values()]:
-            for pid in node.pids():
-                try:
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1]) * 1024
-                except OSError:
-                    pass
-        return total
+        return pss_bytes([pid for node in [self.monitor, *self.nodes.values()] for pid in node.pids()])
 
     async def create_database(self, name: str = "relationd") -> str:
         """A database with relationd's schema on the primary (the standby gets it by replication)."""

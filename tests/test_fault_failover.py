@@ -45,7 +45,12 @@ from tests.fault_support import (
     verify_run,
 )
 from tests.harness import DaemonProcess
-from tests.private_pg_failover import PgAutoFailoverSet, private_pg_failover, private_pg_failover_set
+from tests.private_pg_failover import (
+    PgAutoFailoverSet,
+    private_pg_failover,
+    private_pg_failover_set,
+    pss_bytes,
+)
 from tests.private_rabbit_cluster import PrivateRabbitCluster, private_rabbit_cluster
 from tests.test_fault_cluster import (
     CLIENT_HEARTBEAT,
@@ -130,6 +135,7 @@ async def failover_run(
     faults: list[Fault],
     at: float = 0.2,
     client_query: str = "",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Stream ``commands`` through two daemons, the ``faults`` one after the other from ``at`` of
     the stream on; check everything; the figures."""
@@ -161,6 +167,8 @@ async def failover_run(
         def done() -> None:
             nonlocal finished
             finished += 1
+            if progress is not None:
+                progress(finished, total)
 
         results: dict[str, Any] = {}
         window: list[float] = []
@@ -180,6 +188,7 @@ async def failover_run(
         stream_end = time.monotonic()
         await asyncio.wait_for(fault_task, 600)
         metrics = [(await asyncio.to_thread(d.http, "/metrics"))[1] for d in daemons]
+        daemons_pss = pss_bytes([d.proc.pid for d in daemons if d.proc is not None])
         codes = [await asyncio.to_thread(d.terminate) for d in daemons]
         assert codes == [0, 0], [d.log()[-3000:] for d in daemons]
 
@@ -202,6 +211,7 @@ async def failover_run(
             ),
             "redeliveries": sum(int(metric(text, "relationd_redeliveries_total")) for text in metrics),
             "pg_set_pss_mib": round(pgaf.memory_bytes() / 2**20),
+            "daemons_pss_mib": round(daemons_pss / 2**20),
             "seconds": round(time.monotonic() - began, 1),
         }
         report(title, figures)
