@@ -6,6 +6,8 @@ before the change is wired into the daemon itself:
   BENCH_UVLOOP=0          asyncio's default loop (the CLI switches to uvloop when installed)
   BENCH_POOLED_RELAY=1    the outbox relay as it was before it led on a database session of
                           its own (a transaction per batch on a pooled connection)
+  BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
+                          bench.otlp_sink process that drops every span
 """
 
 from __future__ import annotations
@@ -20,7 +22,25 @@ def main() -> None:
         cli._loop_policy = lambda: None
     if os.environ.get("BENCH_POOLED_RELAY") == "1":
         _pooled_relay()
+    if os.environ.get("BENCH_OTLP_SINK") == "1":
+        _otlp_sink()
     cli.main()
+
+
+def _otlp_sink() -> None:
+    """Start a span sink in its own process and point the daemon's OTLP exporter at it."""
+    import atexit
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = subprocess.Popen([sys.executable, "-m", "bench.otlp_sink", str(port)])
+    atexit.register(sink.terminate)
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    os.environ["OTEL_TRACES_EXPORTER"] = "otlp"
 
 
 def _pooled_relay() -> None:
