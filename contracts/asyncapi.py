@@ -210,7 +210,9 @@ def build() -> dict[str, Any]:
                 "it), reached through the default exchange with routing key "
                 f"`{topology.COMMAND_QUEUE}`. Properties: `message_id` (the command id, required), "
                 "`reply_to` and `correlation_id` (for an answer), persistent delivery mode, "
-                f"`content_type` `{topology.CONTENT_TYPE}`, and `user_id` (the broker user acting)."
+                f"`content_type` `{topology.CONTENT_TYPE}`, and `user_id` (the broker user acting). "
+                "Optional headers `traceparent` and `tracestate` (W3C trace context) make the "
+                "daemon's handling of the command part of the sender's trace."
             ),
             "messages": command_refs,
             "bindings": _amqp(
@@ -231,7 +233,8 @@ def build() -> dict[str, Any]:
             "description": (
                 "The caller's own queue, named in the command's `reply_to` (typically exclusive "
                 "and server-named), published through the default exchange with the command's "
-                "`correlation_id`."
+                "`correlation_id`. When the daemon traces, the `traceparent` and `tracestate` "
+                "headers carry its trace context back."
             ),
             "messages": reply_refs,
             "bindings": _amqp(
