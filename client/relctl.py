@@ -75,7 +75,8 @@ def _global(
             "--amqp-url",
             envvar="RELATIOND_AMQP_URL",
             show_envvar=True,
-            help="The broker relationd listens on. Example: --amqp-url amqp://bob:pw@mq:5672/prod",
+            help="The broker relationd listens on: one node, or a cluster's nodes comma-separated "
+            "(the first that answers is used). Example: --amqp-url amqp://bob:pw@mq:5672/prod",
         ),
     ] = DEFAULT_AMQP_URL,
     model: Annotated[

@@ -16,7 +16,8 @@ How it stays exact:
    hides them.
 4. When the broker connection is lost (broker restart), reconnect with backoff, bind again and
    resume with a replay from the last ``seq`` yielded. While the daemon is down the broker holds
-   the replay query until it is back.
+   the replay query until it is back. With several broker nodes (a comma-separated URL list) each
+   reconnect starts from the node after the one lost.
 5. When the daemon no longer keeps the events after the last ``seq`` (retention deleted them:
    EventsExpired), read a snapshot of the model (``snapshot``), say so in the log, call
    ``on_resync`` with it and go on from its ``seq``: the watcher is told what it missed (the
@@ -190,6 +191,7 @@ class Watch:
         self.fallback = fallback
         self.on_resync = on_resync
         self._model_uuid: str | None = None
+        self._node = -1  # the broker node (index in the URL list) of the last connection
         self._client: RelationClient | None = None
         self._events: AsyncGenerator[ChangeEvent, None] | None = None
 
@@ -253,7 +255,9 @@ class Watch:
 
     async def _connect(self) -> RelationClient:
         await self._disconnect()
-        self._client = await RelationClient.connect(self.url, timeout=self.timeout)
+        # From the node after the one last used: after a loss, that node is likely gone.
+        self._client = await RelationClient.connect(self.url, timeout=self.timeout, start=self._node + 1)
+        self._node = self._client.node
         return self._client
 
     async def _disconnect(self) -> None:

@@ -39,14 +39,15 @@ def _refusal(exc: BaseException) -> str | None:
     """What an operator must fix when the broker is reachable but refuses the session; None for
     an outage. Either way the session is retried (the configuration may be fixed meanwhile)."""
     text = str(exc)
-    if topology.DEAD_LETTER_QUEUE in text and "x-queue-type" in text:
+    if f"queue '{topology.DEAD_LETTER_QUEUE}'" in text and "inequivalent arg" in text:
         return (
-            f"the broker's dead-letter queue {topology.DEAD_LETTER_QUEUE} is of another type than "
-            "relationd declares (a classic queue from a relationd before 0.4 on a broker where "
-            "RELATIOND_QUORUM_QUEUE=true): read what you need from it, delete it "
-            f"(rabbitmqctl -p VHOST delete_queue {topology.DEAD_LETTER_QUEUE}) and apply "
-            "deploy/rabbitmq/definitions.json again (deploy/README.md, 'Upgrading the dead-letter "
-            "queue'); retrying"
+            f"the broker's dead-letter queue {topology.DEAD_LETTER_QUEUE} differs from what "
+            "relationd declares: either it is the classic queue of a relationd before schema 4 "
+            "(read what you need from it, delete it with rabbitmqctl -p VHOST delete_queue "
+            f"{topology.DEAD_LETTER_QUEUE} and apply deploy/rabbitmq/definitions.json again: "
+            "deploy/README.md, 'Upgrading the dead-letter queue'), or RELATIOND_QUORUM_QUEUE, "
+            "RELATIOND_QUORUM_GROUP_SIZE or RELATIOND_DEAD_LETTER_* differ from the broker's "
+            "definitions; retrying"
         )
     if topology.DEAD_LETTER_QUEUE in text and "home node" in text:
         return (
@@ -228,7 +229,8 @@ class Broker:
                 else:
                     log.warning("broker unreachable", error=str(exc) or type(exc).__name__)
             finally:
-                await self._teardown()
+                # A lost session's node may be frozen: do not wait long for its goodbye.
+                await self._teardown(grace=1.0 if lost.is_set() else 5.0)
             if not self._stop.is_set():
                 try:
                     await asyncio.wait_for(self._stop.wait(), next(delays))
@@ -265,7 +267,7 @@ class Broker:
         log.info("broker session open", session=self._sessions, node=self.node, consuming=self._consuming)
         self.connected.set()
 
-    async def _teardown(self) -> None:
+    async def _teardown(self, grace: float = 5.0) -> None:
         self.connected.clear()
         connection, self._connection = self._connection, None
         self._publish_channel = self._events_exchange = self._dead_letter_exchange = None
@@ -273,7 +275,7 @@ class Broker:
         self._consumer_tag = None
         if connection is not None and not connection.is_closed:
             try:
-                await asyncio.wait_for(connection.close(), 5)
+                await asyncio.wait_for(connection.close(), grace)
             except Exception:  # the session is already gone; nothing more to release
                 pass
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         env_prefix="RELATIOND_",
         env_file=os.environ.get("RELATIOND_ENV_FILE"),
         extra="ignore",
+        # A refused value may hold a password (RELATIOND_AMQP_URL's list): the message names the
+        # setting and what is wrong, never the value.
+        hide_input_in_errors=True,
     )
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")

@@ -69,10 +69,15 @@ async def connect(url: str) -> Any:
 
 
 class Session:
-    """A connection + channel that comes back after the broker goes away (test side only)."""
+    """A connection + channel that comes back after the broker goes away (test side only).
+
+    ``url`` may list several broker nodes, comma-separated: each new session tries the next one.
+    """
 
     def __init__(self, url: str, setup: Callable[[aio_pika.abc.AbstractChannel], Awaitable[None]]) -> None:
         self.url = url
+        self._urls = [u.strip() for u in url.split(",") if u.strip()]
+        self._node = -1
         self.setup = setup
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.ready = asyncio.Event()
@@ -89,7 +94,8 @@ class Session:
         while not self._stop.is_set():
             lost = asyncio.Event()
             try:
-                self._connection = await aio_pika.connect(self.url, timeout=5)
+                self._node = (self._node + 1) % len(self._urls)
+                self._connection = await aio_pika.connect(self._urls[self._node], timeout=5)
                 self._connection.close_callbacks.add(lambda *_, e=lost: e.set())
                 channel = await self._connection.channel(publisher_confirms=True)
                 channel.close_callbacks.add(lambda *_, e=lost: e.set())
@@ -127,8 +133,11 @@ class Driver:
     """Sends commands and waits for their replies, resending with the SAME command id when a
     reply does not come in time (the protocol's retry contract). Replies are counted by command id.
 
-    The reply queue is durable and named, so it and the replies in it survive a broker restart.
+    The reply queue is durable and named, so it and the replies in it survive a broker restart
+    (``queue_arguments`` ``{"x-queue-type": "quorum"}``: the loss of a cluster node too).
     """
+
+    queue_arguments: dict[str, Any] = {}  # noqa: RUF012 (read only)
 
     def __init__(self, url: str, timeout: float = 20.0, user: str = "guest") -> None:
         self.url = url
@@ -142,7 +151,7 @@ class Driver:
         self.session = Session(url, self._setup)
 
     async def _setup(self, channel: aio_pika.abc.AbstractChannel) -> None:
-        queue = await channel.declare_queue(self.reply_queue, durable=True)
+        queue = await channel.declare_queue(self.reply_queue, durable=True, arguments=self.queue_arguments)
         await queue.consume(self._on_reply)
 
     async def start(self) -> Driver:
@@ -247,6 +256,8 @@ class Driver:
 class EventCollector:
     """A durable queue bound to every change event; acknowledges after recording, reconnects."""
 
+    queue_arguments: dict[str, Any] = {}  # noqa: RUF012 (read only)
+
     def __init__(self, url: str, binding: str = "#") -> None:
         self.queue_name = f"fault-events-{uuid.uuid4().hex[:10]}"
         self.binding = binding
@@ -257,7 +268,7 @@ class EventCollector:
         exchange = await channel.declare_exchange(
             topology.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(self.queue_name, durable=True)
+        queue = await channel.declare_queue(self.queue_name, durable=True, arguments=self.queue_arguments)
         await queue.bind(exchange, routing_key=self.binding)
         await queue.consume(self._on_event)
 

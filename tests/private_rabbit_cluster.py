@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,8 +223,9 @@ class PrivateRabbitCluster:
 
 
 @pytest.fixture
-def private_rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitCluster]:
-    directory = Path(tmp_path_factory.mktemp("rabbit-cluster"))
+def private_rabbit_cluster() -> Iterator[PrivateRabbitCluster]:
+    # Under /tmp itself: the rabbitmq user cannot enter pytest's root-only temporary directories.
+    directory = Path(tempfile.mkdtemp(prefix="relationd-rmq-cluster-", dir="/tmp"))
     cluster = PrivateRabbitCluster(directory)
     try:
         cluster.start()

@@ -374,8 +374,13 @@ async def test_client_user_sends_commands_and_watches_events_only(broker: Broker
             queue = await ch.declare_queue(exclusive=True)
             await queue.bind(topology.DEAD_LETTER_EXCHANGE, routing_key="")
 
+        async def read_dead_letters(ch: Any) -> None:  # whole command bodies, settings included
+            queue = await ch.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
+            await queue.get(fail=False)
+
         assert await _refused(conn.channel, consume_commands)
         assert await _refused(conn.channel, bind_dead_letters)
+        assert await _refused(conn.channel, read_dead_letters)
         assert await _refused(
             conn.channel,
             lambda ch: ch.declare_exchange(topology.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC),
