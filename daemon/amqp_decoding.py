@@ -24,6 +24,7 @@ from pamqp.header import ContentHeader
 
 MARKER = "x-relationd-undecodable"
 _SHORT_STRING_MAX = 255
+_FAULTS_SHOWN = 5
 _Properties = commands.Basic.Properties
 
 
@@ -47,7 +48,10 @@ class Undecodable:
 
     @property
     def message(self) -> str:
-        return "message properties not decodable: " + "; ".join(str(f) for f in self.faults)
+        """The first few faults (a header table may hold thousands of bad keys)."""
+        shown = "; ".join(str(f) for f in self.faults[:_FAULTS_SHOWN])
+        more = len(self.faults) - _FAULTS_SHOWN
+        return "message properties not decodable: " + shown + (f"; and {more} more" if more > 0 else "")
 
     @property
     def field(self) -> str:

@@ -59,6 +59,14 @@ async def test_undecodable_message_id_is_refused_once_and_others_lose_nothing(
         assert headers[topology.DEAD_LETTER_CODE_HEADER] == "InvalidCommand"
         assert "message_id" in str(headers[topology.DEAD_LETTER_REASON_HEADER])
 
+        refused = [
+            line
+            for line in daemon.log_lines()
+            if line.get("event") == "command refused and dead-lettered"
+            and token in str(line.get("command_id"))
+        ]
+        assert len(refused) == 1 and refused[0]["code"] == "InvalidCommand", refused
+        assert "message_id" in refused[0]["reason"]
         assert site.broker_reconnects() == reconnects
         assert "broker session lost" not in daemon.log()[log_start:]
         conn = await asyncpg.connect(database_url)

@@ -124,3 +124,12 @@ def test_install_wraps_once() -> None:
     assert pamqp.frame.unmarshal is wrapped
     payload = properties_payload(0, {"correlation_id": short_str(b"\xc3")})
     assert amqp_decoding.fault_of(wrapped(_frame(2, payload))[2].properties.headers) is not None
+
+
+def test_the_message_names_a_few_faults_of_many() -> None:
+    keys = [(b"\xff" + str(i).encode(), b"V") for i in range(3000)]
+    props = _decode(properties_payload(0, {"headers": table(keys)})).properties
+    fault = amqp_decoding.fault_of(props.headers)
+    assert fault is not None and len(fault.faults) == 3000
+    assert fault.message.endswith("; and 2995 more")
+    assert len(fault.message) < 600
