@@ -172,12 +172,14 @@ async def failover_run(
 
         results: dict[str, Any] = {}
         window: list[float] = []
+        starts: list[float] = []  # when each fault began
 
         async def faulter() -> None:
             while finished < int(total * at):  # noqa: ASYNC110 (a counter, polled every 5 ms)
                 await asyncio.sleep(0.005)
             window.append(time.monotonic())
             for fault in faults:
+                starts.append(time.monotonic())
                 results.update(await fault())
             window.append(float(total - finished))
 
@@ -196,6 +198,11 @@ async def failover_run(
         clients.merge()
         verdict = await verify_run(pgaf.url, streams, clients, collector)  # type: ignore[arg-type]
         gap, gap_began = longest_gap(arrivals, window[0], stream_end)
+        # The longest gap from each fault's start to the next's (to the stream's end for the last).
+        gaps = [
+            round(longest_gap(arrivals, start, end)[0], 2)
+            for start, end in zip(starts, [*starts[1:], stream_end], strict=True)
+        ]
         figures = {
             "seed": seed,
             **verdict.figures,
@@ -203,6 +210,7 @@ async def failover_run(
             "commands_after_faults": int(window[1]),
             "longest_reply_gap_s": round(gap, 2),
             "gap_began_s_after_fault": round(gap_began, 2),
+            "reply_gap_s_per_fault": gaps,
             "db_retries": sum(
                 int(metric(text, 'relationd_transient_retries_total{where="database"}')) for text in metrics
             ),
