@@ -9,7 +9,7 @@ given to ``use``), every function here returns at once and adds no header.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 try:
@@ -46,7 +46,7 @@ def tracer() -> Any:
 def inject(headers: dict[str, Any] | None = None) -> dict[str, Any]:
     """``headers`` plus the current trace context (nothing added when tracing is off)."""
     out = dict(headers or {})
-    if trace is not None and trace.get_current_span().get_span_context().is_valid:
+    if tracer() is not None and trace.get_current_span().get_span_context().is_valid:
         propagate.inject(out)
     return out
 
@@ -59,14 +59,22 @@ def extract(headers: Mapping[str, Any] | None) -> Any:
     return propagate.extract(carrier) if carrier else None
 
 
-@contextmanager
-def span(name: str, kind: str = "INTERNAL", parent: Any = None, **attributes: Any) -> Iterator[Any]:
+_OFF = nullcontext()
+
+
+def span(
+    name: str, kind: str = "INTERNAL", parent: Any = None, **attributes: Any
+) -> AbstractContextManager[Any]:
     """A span made current for the block (None inside when tracing is off). ``kind`` names an
     OpenTelemetry SpanKind; ``parent`` a context from ``extract``."""
     t = tracer()
     if t is None:
-        yield None
-        return
+        return _OFF
+    return _span(t, name, kind, parent, attributes)
+
+
+@contextmanager
+def _span(t: Any, name: str, kind: str, parent: Any, attributes: Mapping[str, Any]) -> Iterator[Any]:
     token = otel_context.attach(parent) if parent is not None else None
     try:
         with t.start_as_current_span(
@@ -89,7 +97,7 @@ async def within(name: str, work: Awaitable[None], kind: str = "INTERNAL", heade
 
 def annotate(**attributes: Any) -> None:
     """Attributes on the current span, as ``relationd.<name>`` (None values skipped)."""
-    if trace is None:
+    if tracer() is None:
         return
     current = trace.get_current_span()
     if current.is_recording():
