@@ -43,7 +43,8 @@ async def server() -> AsyncIterator[tuple[HealthServer, Readiness]]:
 
 
 async def _exchange(port: int, data: bytes, read_for: float = 5.0) -> bytes:
-    """Send raw bytes, then read until the server closes the connection (or ``read_for`` passes)."""
+    """Send raw bytes, then read until a whole response is in, the server closes the connection,
+    or ``read_for`` passes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(data)
@@ -58,9 +59,23 @@ async def _exchange(port: int, data: bytes, read_for: float = 5.0) -> bytes:
             if not chunk:
                 break
             out += chunk
+            if _complete(out):
+                break
         return out
     finally:
         writer.close()
+
+
+def _complete(raw: bytes) -> bool:
+    """A whole response: its head and as many body bytes as its Content-Length says."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 def _status(raw: bytes) -> int:

@@ -3,8 +3,8 @@
 The daemon runs in this process (its Service, as `relationd run` starts it) so the SDK's in-memory
 exporter sees both sides; broker and database are the real ones. A command sent by the client is
 one trace: the client's send span, the daemon's consumer span (its parent arrived in the
-``traceparent`` header), the transaction with one span per SQL statement, and the reply. With
-tracing off nothing is recorded and no header is added.
+``traceparent`` header), the transaction with one span per SQL statement, and the reply. Tracing
+off: tests/test_unit_tracing.py.
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ import contextlib
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import pytest
 
 from client.rpc import RelationClient
-from contracts import topology, tracing
+from contracts import topology
 from daemon import tracing as daemon_tracing
 from daemon.service import Service
 from daemon.settings import Settings
+from tests.conftest import AMQP_URL
 from tests.domain import charm
-from tests.service_support import own_database, own_vhost
-
-__all__ = ["own_database", "own_vhost"]
+from tests.harness import create_database, create_vhost, delete_vhost, drop_database, vhost_url
 
 sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="the [otel] extra is not installed")
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
@@ -51,27 +51,40 @@ async def in_process_daemon(amqp_url: str, database_url: str) -> AsyncIterator[S
             loop.remove_signal_handler(sig)
 
 
-@pytest.fixture
-def exporter() -> Any:
+@dataclass
+class Traced:
+    amqp_url: str
+    spans: Any  # the InMemorySpanExporter
+
+
+@pytest.fixture(scope="module")
+async def traced() -> AsyncIterator[Traced]:
+    """Tracing on into an in-memory exporter, and one in-process daemon on a vhost and database
+    of its own, shared by this module's tests."""
     spans = InMemorySpanExporter()
     provider = sdk.TracerProvider(sampler=daemon_tracing.statements_in_commands(sdk.sampling.ALWAYS_ON))
     provider.add_span_processor(SimpleSpanProcessor(spans))
+    vhost = f"relationd-test-{uuid.uuid4().hex[:10]}"
+    create_vhost(vhost)
+    database = await create_database("relationd_trace")
     daemon_tracing.enable(provider)
-    yield spans
-    daemon_tracing.disable()
-    provider.shutdown()
+    try:
+        async with in_process_daemon(vhost_url(AMQP_URL, vhost), database):
+            yield Traced(vhost_url(AMQP_URL, vhost), spans)
+    finally:
+        daemon_tracing.disable()
+        provider.shutdown()
+        await drop_database(database)
+        delete_vhost(vhost)
 
 
-async def test_one_trace_per_command_from_send_to_reply(
-    exporter: Any, own_vhost: str, own_database: str
-) -> None:
+async def test_one_trace_per_command_from_send_to_reply(traced: Traced) -> None:
     name, command_id = f"traced-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
-    async with in_process_daemon(own_vhost, own_database):
-        async with await RelationClient.connect(own_vhost, timeout=30) as client:
-            await client.create_model(name)
-            await client.deploy(name, "mysql", charm("mysql"), units=1, command_id=command_id)
+    async with await RelationClient.connect(traced.amqp_url, timeout=30) as client:
+        await client.create_model(name)
+        await client.deploy(name, "mysql", charm("mysql"), units=1, command_id=command_id)
 
-    spans = exporter.get_finished_spans()
+    spans = traced.spans.get_finished_spans()
     (send,) = [
         s for s in spans if s.name == "relationd send" and s.attributes["relationd.command_id"] == command_id
     ]
@@ -106,58 +119,36 @@ async def test_one_trace_per_command_from_send_to_reply(
     print(f"\ntrace of {command_id}: {len(trace)} spans, {len(statements)} SQL statements")
 
 
-async def test_the_reply_carries_the_trace_context_back(
-    exporter: Any, own_vhost: str, own_database: str
-) -> None:
+async def test_the_reply_carries_the_trace_context_back(traced: Traced) -> None:
     """The daemon's reply has a traceparent of the command's trace (read with a bare aio-pika
     consumer, so the check does not depend on the client's own handling)."""
-    async with in_process_daemon(own_vhost, own_database):
-        connection = await aio_pika.connect(own_vhost)
-        try:
-            channel = await connection.channel()
-            replies = await channel.declare_queue(exclusive=True)
-            trace_id = "0af7651916cd43dd8448eb211c80319c"
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    b'{"type": "list_models"}',
-                    content_type=topology.CONTENT_TYPE,
-                    message_id=str(uuid.uuid4()),
-                    reply_to=replies.name,
-                    correlation_id="c1",
-                    user_id="guest",
-                    headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
-                ),
-                routing_key=topology.COMMAND_QUEUE,
-            )
+    connection = await aio_pika.connect(traced.amqp_url)
+    try:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True)
+        trace_id = "0af7651916cd43dd8448eb211c80319c"
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                b'{"type": "list_models"}',
+                content_type=topology.CONTENT_TYPE,
+                message_id=str(uuid.uuid4()),
+                reply_to=replies.name,
+                correlation_id="c1",
+                user_id="guest",
+                headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+            ),
+            routing_key=topology.COMMAND_QUEUE,
+        )
+        message = await replies.get(timeout=30, fail=False)
+        for _ in range(100):
+            if message is not None:
+                break
+            await asyncio.sleep(0.1)
             message = await replies.get(timeout=30, fail=False)
-            for _ in range(100):
-                if message is not None:
-                    break
-                await asyncio.sleep(0.1)
-                message = await replies.get(timeout=30, fail=False)
-            assert message is not None, "no reply"
-            traceparent = message.headers["traceparent"]
-            assert isinstance(traceparent, str) and traceparent.split("-")[1] == trace_id
-        finally:
-            await connection.close()
-    (process,) = [s for s in exporter.get_finished_spans() if s.name == "relationd process"]
-    assert format(process.context.trace_id, "032x") == trace_id
-
-
-def test_tracing_off_records_nothing_and_adds_no_header() -> None:
-    assert tracing.tracer() is None  # no provider given and no global SDK provider in this process
-    assert tracing.inject({"a": 1}) == {"a": 1}
-    with tracing.span("relationd send", "PRODUCER", command_id="x") as span:
-        assert span is None
-        assert tracing.inject() == {}
-
-
-def test_configuration_follows_the_otel_variables() -> None:
-    assert daemon_tracing.configure_from_env({}) is False  # nothing asked: off, no exporter made
-    assert daemon_tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "none"}) is False
-    assert (
-        daemon_tracing.configure_from_env({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
-        is False
-    )
-    assert daemon_tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "zipkin-nope"}) is False
-    assert tracing.tracer() is None
+        assert message is not None, "no reply"
+        traceparent = message.headers["traceparent"]
+        assert isinstance(traceparent, str) and traceparent.split("-")[1] == trace_id
+    finally:
+        await connection.close()
+    processed = [s for s in traced.spans.get_finished_spans() if s.name == "relationd process"]
+    assert [format(s.context.trace_id, "032x") for s in processed].count(trace_id) == 1
