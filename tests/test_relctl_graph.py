@@ -8,6 +8,7 @@ checks are on the graph Graphviz sees, not on text fragments; the SVG is parsed 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -66,7 +67,12 @@ async def test_graph_of_the_walkthrough_model_as_dot_and_svg(
 ) -> None:
     model = await walkthrough_model(client)
     g = ["--amqp-url", amqp_url, "-m", model]
-    run = await relctl(*g, "graph")
+    svg_path = tmp_path / "blog.svg"
+    run, svg_run, json_run = await asyncio.gather(
+        relctl(*g, "graph"),
+        relctl(*g, "graph", "--format", "svg", "-o", str(svg_path)),
+        relctl(*g, "graph", "--json"),
+    )
     assert run.code == 0, run.err
 
     drawn = _graphviz_json(run.out)
@@ -94,9 +100,7 @@ async def test_graph_of_the_walkthrough_model_as_dot_and_svg(
     assert names[peer["tail"]] == names[peer["head"]] == "mysql"
     assert peer["label"].startswith("#0 mysql-ha (peer)") and peer["headlabel"] == "cluster"
 
-    svg_path = tmp_path / "blog.svg"
-    run = await relctl(*g, "graph", "--format", "svg", "-o", str(svg_path))
-    assert run.code == 0 and run.out == "", run.err
+    assert svg_run.code == 0 and svg_run.out == "", svg_run.err
     root = ET.fromstring(svg_path.read_text())
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     ids = {el.get("id") for el in root.iter() if el.get("id")}
@@ -104,39 +108,28 @@ async def test_graph_of_the_walkthrough_model_as_dot_and_svg(
     texts = {el.text for el in root.iter("{http://www.w3.org/2000/svg}text")}
     assert {"mysql", "wordpress", "telegraf", "mariadb", "joined: database ready"} <= texts
 
-    run = await relctl(*g, "graph", "--json")
-    assert run.code == 0 and run.json["format"] == "dot" and run.json["graph"].startswith(f'graph "{model}"')
+    assert json_run.code == 0 and json_run.json["format"] == "dot"
+    assert json_run.json["graph"] == run.out
 
 
-async def test_graph_refuses_an_unknown_format_and_a_missing_model(daemon: Any, amqp_url: str) -> None:
-    bad = await relctl("--amqp-url", amqp_url, "-m", "x", "graph", "--format", "png")
-    assert bad.code == 2 and "'png' is not one of dot, svg" in bad.err
-    missing = await relctl("--amqp-url", amqp_url, "-m", f"none-{uuid.uuid4().hex[:8]}", "graph", "--json")
-    assert missing.code == 1 and missing.json["error"]["code"] == "ModelNotFound"
-
-
-async def test_svg_without_graphviz_is_a_usage_error_naming_the_package(
-    amqp_url: str, tmp_path: Path
+async def test_graph_refuses_a_bad_format_a_missing_model_and_svg_without_graphviz(
+    daemon: Any, amqp_url: str, tmp_path: Path
 ) -> None:
-    """With no ``dot`` on PATH, --format svg is refused before anything is sent (exit 2)."""
+    """Exit 2 for an unknown format and for SVG without Graphviz's dot on PATH (refused before
+    anything is sent, naming the package); exit 1 with the code for a model that does not exist."""
     python_only = tmp_path / "bin"
     python_only.mkdir()
-    run = await relctl(
-        "--amqp-url",
-        amqp_url,
-        "-m",
-        "x",
-        "graph",
-        "--format",
-        "svg",
-        "--json",
-        env={"PATH": str(python_only)},
+    g = ["--amqp-url", amqp_url]
+    bad, missing, no_dot = await asyncio.gather(
+        relctl(*g, "-m", "x", "graph", "--format", "png"),
+        relctl(*g, "-m", f"none-{uuid.uuid4().hex[:8]}", "graph", "--json"),
+        relctl(*g, "-m", "x", "graph", "--format", "svg", "--json", env={"PATH": str(python_only)}),
     )
-    assert run.code == 2, run.err
-    assert (
-        run.json["error"]["code"] == "GraphvizUnavailable"
-        and "apt-get install graphviz" in run.json["error"]["message"]
-    )
+    assert bad.code == 2 and "'png' is not one of dot, svg" in bad.err
+    assert missing.code == 1 and missing.json["error"]["code"] == "ModelNotFound"
+    assert no_dot.code == 2, no_dot.err
+    assert no_dot.json["error"]["code"] == "GraphvizUnavailable"
+    assert "apt-get install graphviz" in no_dot.json["error"]["message"]
 
 
 def test_names_with_quotes_and_markup_are_escaped() -> None:
