@@ -91,6 +91,10 @@ async def test_readyz_follows_the_database_and_a_command_sent_while_it_is_down_i
         went_unready_in = time.monotonic() - began
         assert down["ready"] is False and down["database_ok"] is False
         assert down["broker_ok"] is True and down["database_error"]
+        # The same checks as gauges for the alert rules (deploy/prometheus/relationd-alerts.yml).
+        assert await asyncio.to_thread(_metric, daemon, "relationd_ready") == 0
+        assert await asyncio.to_thread(_metric, daemon, "relationd_readiness_check", check="database") == 0
+        assert await asyncio.to_thread(_metric, daemon, "relationd_readiness_check", check="broker") == 1
 
         name, command_id = f"during-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
         sent = asyncio.create_task(
@@ -113,6 +117,7 @@ async def test_readyz_follows_the_database_and_a_command_sent_while_it_is_down_i
         up = await wait_readyz(daemon, 200, timeout=15)
         ready_again_in = time.monotonic() - began
         assert up["ready"] is True and up["database_ok"] is True and up["broker_ok"] is True
+        assert await asyncio.to_thread(_metric, daemon, "relationd_ready") == 1
         reply = await asyncio.wait_for(sent, 30)
         assert reply is not None and reply["ok"] is True, reply
         assert reply["command_id"] == command_id and reply["result"]["name"] == name
