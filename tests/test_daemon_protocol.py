@@ -216,6 +216,7 @@ async def test_domain_errors_of_every_state_are_covered_elsewhere() -> None:
         ErrorCode.ApplicationNotAlive,
     }
     covered |= {ErrorCode.Unauthorized, ErrorCode.PermissionDenied}  # tests/test_access.py
+    covered |= {ErrorCode.RateLimited}  # tests/test_fairness.py
     pending = {ErrorCode.RelationNotAlive}
     assert set(ErrorCode) - covered == pending
 
