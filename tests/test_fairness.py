@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from contracts import topology
@@ -60,9 +61,9 @@ class Sender:
             future.set_result(reply)
 
     async def post(
-        self, body: dict[str, Any], command_id: str | None = None
+        self, body: dict[str, Any], command_id: str | None = None, *, reply: bool = True
     ) -> asyncio.Future[dict[str, Any]]:
-        """Publish (confirmed) and return the future of the reply."""
+        """Publish (confirmed) and return the future of the reply (never done without ``reply``)."""
         correlation_id = str(uuid.uuid4())
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[correlation_id] = future
@@ -72,7 +73,7 @@ class Sender:
                 content_type=topology.CONTENT_TYPE,
                 message_id=command_id or str(uuid.uuid4()),
                 correlation_id=correlation_id,
-                reply_to=self.reply_to,
+                reply_to=self.reply_to if reply else None,
                 user_id=self.user,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
@@ -93,6 +94,7 @@ class Site:
     b: Sender
     arrivals: list[tuple[str, dict[str, Any]]]
     amqp_url: str
+    database: str
 
 
 @dataclass
@@ -137,7 +139,7 @@ async def _site(place: Place, log_dir: Path, **settings: Any) -> AsyncIterator[S
         await daemon.wait_ready()
         for user in place.users:
             senders.append(await Sender(user, arrivals).open(_url(place, user)))
-        yield Site(daemon, senders[0], senders[1], arrivals, vhost_url(AMQP_URL, place.vhost))
+        yield Site(daemon, senders[0], senders[1], arrivals, vhost_url(AMQP_URL, place.vhost), place.database)
     finally:
         for sender in senders:
             await sender.connection.close()
@@ -237,4 +239,41 @@ async def test_a_burst_past_the_users_share_is_refused_with_rate_limited_and_can
     # Refusals that were answered are not dead-lettered: the sender has them and resends.
     channel = await site.a.connection.channel()
     dead = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
-    assert dead.declaration_result.message_count == 0
+    letters = set()
+    while (letter := await dead.get(no_ack=True, fail=False)) is not None:
+        letters.add(letter.message_id)
+    assert not letters & set(ids)
+
+
+async def test_a_refusal_that_cannot_be_answered_is_dead_lettered_not_lost(tight_site: Site) -> None:
+    """Without reply_to nobody would learn of the refusal: each command of such a burst is
+    either applied or in the dead-letter queue with code RateLimited, never neither."""
+    site = tight_site
+    a_model = await _model(site.a)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    for i, cid in enumerate(ids):
+        await site.a.post(_write(a_model, i), cid, reply=False)
+    channel = await site.a.connection.channel()
+    dead_queue = await channel.declare_queue(topology.DEAD_LETTER_QUEUE, passive=True)
+    dead: dict[str, str] = {}
+    applied: set[str] = set()
+    conn = await asyncpg.connect(site.database)
+    try:
+        for _ in range(300):
+            while (letter := await dead_queue.get(no_ack=True, fail=False)) is not None:
+                dead[letter.message_id or ""] = str(
+                    (letter.headers or {}).get(topology.DEAD_LETTER_CODE_HEADER)
+                )
+            rows = await conn.fetch(
+                "SELECT command_id FROM processed_command WHERE command_id = ANY($1::text[])", ids
+            )
+            applied = {r["command_id"] for r in rows}
+            if len(applied) + len(dead) >= len(ids):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    assert dead, "no command of the burst was refused"
+    assert set(dead.values()) == {"RateLimited"}
+    assert not applied & set(dead)
+    assert applied | set(dead) == set(ids)
