@@ -123,9 +123,21 @@ async def fence(conn: Any) -> None:
     await conn.execute(_FENCE)
 
 
+def broken_protocol(exc: BaseException) -> bool:
+    """asyncpg's "cannot switch to state N; another operation (2) is in progress": the session
+    received an error outside any query and is unusable. A backend whose postmaster died says
+    FATAL to its idle client before closing; asyncpg 0.32 takes that for a protocol error, and
+    a query sent before the close arrives fails so. The session is lost; a retry on another is safe."""
+    return isinstance(exc, asyncpg.exceptions.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
+
+
 def lost_session(exc: BaseException) -> bool:
     """True when ``exc`` means the session's server is gone, frozen (a statement timed out) or no
     longer the primary (a read-only error after a failover): such a session is ended, not reused."""
+    if broken_protocol(exc):
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state.startswith(("08", "57P")) or state == "25006"

@@ -23,6 +23,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state.startswith(_TRANSIENT_SQLSTATE_PREFIXES) or state in _TRANSIENT_SQLSTATES
+    if isinstance(exc, asyncpg.exceptions.InternalClientError) and not isinstance(
+        exc, asyncpg.exceptions.TargetServerAttributeNotMatched
+    ):
+        # A session left unusable by an error outside a query (daemon.database.broken_protocol).
+        return str(exc).startswith("cannot switch to state")
     return isinstance(
         exc,
         (

@@ -79,16 +79,26 @@ def pss_bytes(pids: list[int]) -> int:
 
 
 def process_group(pgid: int) -> list[int]:
-    """The pids of a process group."""
-    out = []
+    """The pids of a process group and of all their descendants: PostgreSQL's backends, WAL
+    sender and other children each call setsid(), so they are in groups of their own."""
+    parents: dict[int, int] = {}
+    group: list[int] = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
         if int(fields[3]) == pgid:
-            out.append(int(stat.parent.name))
-    return out
+            group.append(pid)
+    found = set(group)
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found)
 
 
 @dataclass
@@ -107,11 +117,15 @@ class Node:
         return [] if self.proc is None else process_group(self.proc.pid)
 
     def signal(self, sig: int) -> None:
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+        """Signal every process of the node. A kill stops them all first, so that no backend
+        outlives its postmaster long enough to tell its client (a machine lost says nothing)."""
+        pids = self.pids()
+        for s in ([signal.SIGSTOP] if sig == signal.SIGKILL else []) + [sig]:
+            for pid in pids:
+                try:
+                    os.kill(pid, s)
+                except ProcessLookupError:
+                    pass
 
 
 class PgAutoFailoverSet:
@@ -353,7 +367,11 @@ class PgAutoFailoverSet:
         for node in nodes:
             if node.frozen:
                 self.thaw(node.name)
-            node.signal(signal.SIGTERM)
+            if node.proc is not None:
+                try:
+                    os.killpg(node.proc.pid, signal.SIGTERM)  # pg_autoctl stops its postgres
+                except ProcessLookupError:
+                    pass
         deadline = time.monotonic() + 20
         for node in nodes:
             if node.proc is None:

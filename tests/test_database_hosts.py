@@ -146,3 +146,40 @@ async def test_the_pool_connects_to_the_primary_past_a_frozen_host(
             await conn.execute("CREATE TEMPORARY TABLE t (x int)")
     finally:
         await pool.close()
+
+
+async def test_a_session_told_fatal_while_idle_is_ended_and_the_command_retried(
+    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+) -> None:
+    """A backend whose postmaster dies says FATAL to its idle client, then closes. asyncpg takes the
+    unsolicited error for a protocol error, and a query sent before the close is seen fails with
+    InternalClientError ("cannot switch to state ...") instead of a connection error: seen as an
+    Internal reply during a primary kill. It must be transient and end the session.
+
+    Reproduced by holding the client's reading while the backend is terminated, then letting the
+    event loop read the FATAL (one iteration) but not yet the end of the connection."""
+    _, primary = standby_and_primary
+    url = f"postgresql://postgres@127.0.0.1:{primary.port}/postgres"
+    settings = Settings(database_url=url, pool_size=1)  # type: ignore[arg-type]
+    pool = await database.create_pool(settings, wait=10)
+    admin = await asyncpg.connect(url)
+    try:
+        with pytest.raises(asyncpg.exceptions.InternalClientError) as caught:
+            async with database.session(pool) as conn:
+                pid = conn.get_server_pid()
+                transport = conn._con._transport
+                transport.pause_reading()
+                await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                await asyncio.sleep(0.5)  # the FATAL and the close wait in the socket
+                transport.resume_reading()
+                await asyncio.sleep(0)  # the read of the FATAL is scheduled
+                await asyncio.sleep(0)  # ... and done; the close is read next
+                await conn.execute("SELECT 1")
+        assert is_transient(caught.value), caught.value
+        assert database.lost_session(caught.value)
+        async with database.session(pool) as conn:  # a new session, not the broken one
+            assert conn.get_server_pid() != pid
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await admin.close()
+        await pool.close()
