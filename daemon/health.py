@@ -45,6 +45,8 @@ if not any(isinstance(f, _ClientErrorOnOneLine) for f in _SERVER_LOG.filters):
 
 
 class HealthServer:
+    """The three routes on ``host:port`` (port 0: any free one, read back after start)."""
+
     def __init__(self, host: str, port: int, readiness: ReadinessCheck, idle_timeout: float = 5.0) -> None:
         self.host = host
         self.port = port
