@@ -212,6 +212,10 @@ async def cluster_run(
         report(title, figures)
         assert not verdict.problems, f"seed {seed}:\n" + "\n".join(verdict.problems)
         assert all(d.starts == 1 for d in daemons)
+        # Service came back without the node: replies flowed again before it was started again
+        # (kill) or let go (freeze), and went on after it returned.
+        assert gap_began + gap < let_go - fault_window[0] - 0.01 or let_go >= stream_end, figures
+
         queue = next(q for q in json.loads(consumers) if q["name"] == topology.COMMAND_QUEUE)
         assert queue["consumers"] == 2, consumers
         return {**figures, "sessions": sessions, "victim_port": victim_port}
