@@ -5,13 +5,15 @@ Optional (``pip install relationd[otel]``) and off unless configured by the stan
 ``OTEL_SERVICE_NAME`` (default relationd) and the other ``OTEL_*`` settings the SDK and its OTLP
 exporter read. When on, each command is a consumer span (parent: the ``traceparent`` header of
 its message), with the transaction, each SQL statement (the asyncpg instrumentation) and the reply
-as its children; the reply carries the context back. When off, the hooks cost one check each.
+as its children; the reply carries the context back, and so do the command's change events when
+this instance's relay publishes them. When off, the hooks cost one check each.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from contracts import tracing
@@ -20,6 +22,11 @@ from daemon import logs
 log = logs.get("relationd.tracing")
 
 _instrumented: Any = None
+
+# The trace context of commands this instance committed, by command id, for its relay to continue
+# when it publishes their change events. Bounded: the oldest are forgotten first.
+_COMMITTED: OrderedDict[str, dict[str, Any]] = OrderedDict()
+COMMITTED_KEPT = 10_000
 
 
 def statements_in_commands(delegate: Any) -> Any:
@@ -67,6 +74,7 @@ def disable() -> None:
     """Stop tracing and give asyncpg its own methods back."""
     global _instrumented
     tracing.use(None)
+    _COMMITTED.clear()
     if _instrumented is not None:
         _instrumented.uninstrument()
         _instrumented = None
@@ -105,3 +113,28 @@ def configure_from_env(env: Mapping[str, str] = os.environ) -> bool:
     enable(provider)
     log.info("tracing on", exporter=exporter or "otlp", endpoint=endpoint)
     return True
+
+
+def committed(command_id: str) -> None:
+    """Keep the current trace context for the change events of ``command_id`` (no-op when off)."""
+    if tracing.tracer() is None:
+        return
+    carrier = tracing.inject()
+    if carrier:
+        _COMMITTED[command_id] = carrier
+        if len(_COMMITTED) > COMMITTED_KEPT:
+            _COMMITTED.popitem(last=False)
+
+
+async def publish_event(command_id: Any, publish: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Publish a change event (``publish`` takes its headers) inside a span continuing the trace
+    of its command, when this instance committed that command while tracing; else as it is.
+
+    Events published by an instance that did not apply their command start no span: the trace
+    context is kept in memory only, not with the event rows."""
+    carrier = _COMMITTED.get(str(command_id)) if _COMMITTED and command_id is not None else None
+    if carrier is None:
+        await publish({})
+        return
+    with tracing.span("relationd publish event", "PRODUCER", parent=tracing.extract(carrier)):
+        await publish(tracing.inject())
