@@ -15,6 +15,8 @@ over all of them:
              come, every user in one window)
   fair       the defaults: per-user round robin for database turns over a 1024-command window,
              at most 512 of one user's commands held, the rest refused with RateLimited
+  fair-64    the same turns over the old window of 64: a command behind the burst is not in the
+             daemon yet, so no scheduler there can reach it
   tight      the defaults with RELATIOND_USER_MAX_HELD=32 and prefetch 64: a low per-user limit,
              so most of the burst is refused at once and resent
 
@@ -60,6 +62,7 @@ from daemon.migrate import apply_schema
 CONFIGS: dict[str, dict[str, str]] = {
     "before": {"RELATIOND_FAIRNESS": "false", "RELATIOND_PREFETCH": "64"},
     "fair": {},
+    "fair-64": {"RELATIOND_PREFETCH": "64"},
     "tight": {"RELATIOND_USER_MAX_HELD": "32", "RELATIOND_PREFETCH": "64"},
 }
 A_MODELS = 8
