@@ -126,15 +126,15 @@ def committed(command_id: str) -> None:
             _COMMITTED.popitem(last=False)
 
 
-async def publish_event(command_id: Any, publish: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-    """Publish a change event (``publish`` takes its headers) inside a span continuing the trace
+async def publish_event(command_id: Any, publish: Callable[..., Awaitable[None]]) -> None:
+    """Publish a change event (``publish(headers=...)``) inside a span continuing the trace
     of its command, when this instance committed that command while tracing; else as it is.
 
     Events published by an instance that did not apply their command start no span: the trace
     context is kept in memory only, not with the event rows."""
     carrier = _COMMITTED.get(str(command_id)) if _COMMITTED and command_id is not None else None
     if carrier is None:
-        await publish({})
+        await publish()
         return
     with tracing.span("relationd publish event", "PRODUCER", parent=tracing.extract(carrier)):
-        await publish(tracing.inject())
+        await publish(headers=tracing.inject())
