@@ -33,6 +33,7 @@ from daemon.transient import backoff, is_tls_failure, is_transient
 log = logs.get("relationd.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+GROUP_SIZE = "x-quorum-initial-group-size"
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -256,7 +257,8 @@ class Broker:
         dlq, spec = queue_specs(self.settings)
         dead = await publish.declare_queue(dlq.name, durable=True, arguments=dlq.arguments)
         await dead.bind(self._dead_letter_exchange, routing_key="")
-        self._queue = await consume.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+        arguments = await self._command_queue_arguments(connection, spec)
+        self._queue = await consume.declare_queue(spec.name, durable=True, arguments=arguments)
         underlay = await consume.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(lambda *_: lost.set())
         if self._consuming:
@@ -266,6 +268,33 @@ class Broker:
             metrics.RECONNECTS.labels("broker").inc()
         log.info("broker session open", session=self._sessions, node=self.node, consuming=self._consuming)
         self.connected.set()
+
+    async def _command_queue_arguments(
+        self, connection: aio_pika.abc.AbstractConnection, spec: topology.QueueSpec
+    ) -> dict[str, Any]:
+        """The arguments to declare the command queue with: ``spec``'s, or the same without
+        x-quorum-initial-group-size when an older relationd declared the queue without it.
+
+        That argument only shapes a queue being created, but the broker refuses a redeclaration
+        that adds it; accepting the existing queue spares operators draining and deleting the
+        command queue to upgrade. Tried on a channel of its own, which the refusal closes.
+        """
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+            return spec.arguments
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            if f"'{GROUP_SIZE}'" not in str(exc) or "current is none" not in str(exc):
+                raise
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        log.warning(
+            "the command queue was declared by an older relationd without "
+            f"{GROUP_SIZE}; using it as it is (its replicas: rabbitmq-queues quorum_status "
+            f"{topology.COMMAND_QUEUE}; deploy/README.md, 'Upgrading the dead-letter queue')",
+        )
+        return {k: v for k, v in spec.arguments.items() if k != GROUP_SIZE}
 
     async def _teardown(self, grace: float = 5.0) -> None:
         self.connected.clear()

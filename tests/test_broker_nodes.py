@@ -78,3 +78,27 @@ async def test_a_classic_dead_letter_queue_from_an_older_relationd_is_named_with
     finally:
         code = await asyncio.to_thread(stop_daemon, daemon)
     assert code == 0, daemon.log()[-3000:]
+
+
+async def test_a_command_queue_from_an_older_relationd_is_used_as_it_is(
+    fault_vhost: str, own_database: str, tmp_path: Path
+) -> None:
+    """Before schema 4 the command queue had no x-quorum-initial-group-size; the broker refuses a
+    redeclaration that adds it, so without the fallback the daemon would never become ready."""
+    from client.rpc import RelationClient
+
+    old = topology.command_queue()
+    arguments = {k: v for k, v in old.arguments.items() if k != "x-quorum-initial-group-size"}
+    async with await aio_pika.connect(fault_vhost) as conn:
+        channel = await conn.channel()
+        await channel.declare_queue(topology.COMMAND_QUEUE, durable=True, arguments=arguments)
+    daemon = DaemonProcess(fault_vhost, own_database, tmp_path)
+    try:
+        daemon.start()
+        await daemon.wait_ready(30)
+        assert any("declared by an older relationd" in line.get("event", "") for line in daemon.log_lines())
+        async with await RelationClient.connect(fault_vhost, timeout=15) as client:
+            assert isinstance(await client.list_models(), list)
+    finally:
+        code = await asyncio.to_thread(stop_daemon, daemon)
+    assert code == 0, daemon.log()[-3000:]
