@@ -9,6 +9,7 @@ without a cluster; tests/test_fault_cluster.py does the same on a real three-nod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from client.rpc import RelationClient, node_urls
+from client.watch import watch
 from daemon.settings import Settings
 from tests.node_proxy import NodeProxy
 from tests.private_services import free_port
@@ -94,3 +96,42 @@ def test_node_urls_split_a_list_and_the_daemon_checks_every_item(monkeypatch: py
     with pytest.raises(ValidationError, match="item 2 of 2 is not an amqp") as refused:
         Settings()
     assert "secret-pw" not in str(refused.value)
+
+
+async def test_a_watch_moves_to_the_next_node_and_misses_nothing(
+    daemon: Any, two_nodes: list[NodeProxy]
+) -> None:
+    first, second = two_nodes
+    mysql = {"name": "mysql", "provides": {"db": {"interface": "mysql"}}}
+    wordpress = {"name": "wordpress", "requires": {"db": {"interface": "mysql"}}}
+    async with await RelationClient.connect(second.url, timeout=15) as writer:
+        model = await writer.create_model(f"watch-failover-{uuid.uuid4().hex[:8]}")
+        events: list[int] = []
+        arrived = asyncio.Event()
+        stream = watch(f"{first.url},{second.url}", model.uuid, timeout=15)
+
+        async def follow() -> None:
+            async for event in stream:
+                events.append(event.seq)
+                arrived.set()
+
+        task = asyncio.create_task(follow())
+        try:
+            await writer.deploy(model.uuid, "mysql", mysql, units=1)
+            await asyncio.wait_for(arrived.wait(), 15)
+            await first.lose()
+            await writer.deploy(model.uuid, "wordpress", wordpress, units=2)
+            last = (await writer.events_after(model.uuid, 0))[-1].seq
+            async with asyncio.timeout(20):
+                while True:
+                    arrived.clear()
+                    if events[-1] >= last:
+                        break
+                    await arrived.wait()
+            assert events == list(range(1, last + 1))
+            assert stream.reconnects >= 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await stream.close()
