@@ -26,6 +26,7 @@ from daemon.broker import Broker
 from daemon.fairness import from_settings as fairness_from_settings
 from daemon.parsing import Parsed, parse
 from daemon.settings import Settings
+from daemon.tracing import committed as trace_committed
 from daemon.transient import backoff, is_transient
 from handlers import Actor
 
@@ -126,6 +127,8 @@ class CommandConsumer:
             try:
                 async with self.fairness.turn(sender):
                     applied = await self._apply(parsed, actor)
+                if applied.events:
+                    trace_committed(parsed.command_id)
                 if applied.events and self.on_events is not None:
                     self.on_events()
                 outcome = applied.disposition.value

@@ -15,6 +15,7 @@ and mark republishes the batch: consumers deduplicate by event id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from contracts.events import ChangeEvent
 from daemon import database, logs, metrics
 from daemon.broker import Broker
 from daemon.settings import Settings
+from daemon.tracing import publish_event
 from daemon.transient import backoff, is_transient
 
 log = logs.get("relationd.outbox")
@@ -218,11 +220,15 @@ class OutboxRelay:
             # Publish in event-id order on one channel: the broker keeps that order.
             publishes = [
                 asyncio.create_task(
-                    self.broker.publish(
-                        topology.EVENTS_EXCHANGE,
-                        row["routing_key"],
-                        event_body(row),
-                        message_id=str(row["event_id"]),
+                    publish_event(
+                        row["command_id"],
+                        functools.partial(
+                            self.broker.publish,
+                            topology.EVENTS_EXCHANGE,
+                            row["routing_key"],
+                            event_body(row),
+                            message_id=str(row["event_id"]),
+                        ),
                     )
                 )
                 for row in rows

@@ -3,14 +3,16 @@
 The daemon runs in this process (its Service, as `relationd run` starts it) so the SDK's in-memory
 exporter sees both sides; broker and database are the real ones. A command sent by the client is
 one trace: the client's send span, the daemon's consumer span (its parent arrived in the
-``traceparent`` header), the transaction with one span per SQL statement, and the reply. Tracing
-off: tests/test_unit_tracing.py.
+``traceparent`` header), the transaction with one span per SQL statement, and the reply. The
+relay that publishes the command's change events continues the trace. Tracing off:
+tests/test_unit_tracing.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from client.rpc import RelationClient
@@ -54,6 +57,7 @@ async def in_process_daemon(amqp_url: str, database_url: str) -> AsyncIterator[S
 @dataclass
 class Traced:
     amqp_url: str
+    database_url: str
     spans: Any  # the InMemorySpanExporter
 
 
@@ -70,7 +74,7 @@ async def traced() -> AsyncIterator[Traced]:
     daemon_tracing.enable(provider)
     try:
         async with in_process_daemon(vhost_url(AMQP_URL, vhost), database):
-            yield Traced(vhost_url(AMQP_URL, vhost), spans)
+            yield Traced(vhost_url(AMQP_URL, vhost), database, spans)
     finally:
         daemon_tracing.disable()
         provider.shutdown()
@@ -110,7 +114,10 @@ async def test_one_trace_per_command_from_send_to_reply(traced: Traced) -> None:
     (reply,) = by_name["relationd reply"]
     assert reply.parent.span_id == process.context.span_id and reply.kind is SpanKind.PRODUCER
     assert reply.end_time <= send.end_time  # the client's span ends at the reply's receipt
+    # The trace holds these, the SQL statements, and the relay's "relationd publish event" spans
+    # once it has published the command's events.
     expected = {"relationd send", "relationd process", "relationd transaction", "relationd reply"}
+    expected.add("relationd publish event")
     assert set(by_name) - expected == {s.name for s in statements}
     # The relay's polls and the pool's checks ran meanwhile; outside a command they are not traced.
     assert all(s.parent is not None for s in spans if s.attributes.get("db.system")), [
@@ -152,3 +159,54 @@ async def test_the_reply_carries_the_trace_context_back(traced: Traced) -> None:
         await connection.close()
     processed = [s for s in traced.spans.get_finished_spans() if s.name == "relationd process"]
     assert [format(s.context.trace_id, "032x") for s in processed].count(trace_id) == 1
+
+
+async def test_a_commands_events_are_published_in_its_trace(traced: Traced) -> None:
+    """The relay of the instance that applied the command publishes each of its change events in
+    a span under the command's, and the event message carries that trace context."""
+    name, command_id = f"evtrace-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    connection = await aio_pika.connect(traced.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            topology.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key="#")
+        async with await RelationClient.connect(traced.amqp_url, timeout=30) as client:
+            await client.create_model(name)
+            await client.deploy(name, "mysql", charm("mysql"), units=2, command_id=command_id)
+        conn = await asyncpg.connect(traced.database_url)
+        try:
+            expected = await conn.fetchval(
+                "SELECT count(*) FROM change_event WHERE command_id = $1", command_id
+            )
+        finally:
+            await conn.close()
+        headers: list[Any] = []
+        async with queue.iterator() as messages:
+            async for message in messages:
+                await message.ack()
+                if json.loads(message.body).get("command_id") == command_id:
+                    headers.append(message.headers.get("traceparent"))
+                if len(headers) == expected:
+                    break
+    finally:
+        await connection.close()
+
+    spans = traced.spans.get_finished_spans()
+    (send,) = [
+        s for s in spans if s.name == "relationd send" and s.attributes["relationd.command_id"] == command_id
+    ]
+    (process,) = [
+        s for s in spans if s.name == "relationd process" and s.parent.span_id == send.context.span_id
+    ]
+    published = [
+        s
+        for s in spans
+        if s.name == "relationd publish event" and s.parent.span_id == process.context.span_id
+    ]
+    assert expected >= 4 and len(published) == expected  # deployed, endpoints, peer relation, units, leader
+    assert all(s.context.trace_id == send.context.trace_id and s.kind is SpanKind.PRODUCER for s in published)
+    trace_id = format(send.context.trace_id, "032x")
+    assert [h.split("-")[1] if isinstance(h, str) else h for h in headers] == [trace_id] * expected
