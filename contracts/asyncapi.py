@@ -246,7 +246,9 @@ def build() -> dict[str, Any]:
             "title": "Change events",
             "description": (
                 f"Every committed change, on the topic exchange `{topology.EVENTS_EXCHANGE}`, in "
-                "commit order per model. The routing key is `<model-uuid>.<namespace>.<relation>`."
+                "commit order per model. The routing key is `<model-uuid>.<namespace>.<relation>`. "
+                "When the daemon traces, an event may carry its command's trace context in the "
+                "`traceparent` and `tracestate` headers."
             ),
             "parameters": {
                 "model_uuid": {"description": "The model's UUID."},
