@@ -23,7 +23,7 @@ from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from client.api import RelationCommands
 from contracts import topology, tracing
-from contracts.errors import Unauthorized, error_from_dict
+from contracts.errors import ErrorCode, Unauthorized, error_from_dict
 
 if TYPE_CHECKING:
     from client.watch import Watch
@@ -87,6 +87,17 @@ async def _open_connection(url: str, *, timeout: float) -> aio_pika.abc.Abstract
             await connection.close()
         raise
     return connection
+
+
+def _rate_limited_pause(reply: dict[str, Any] | None) -> float | None:
+    """Seconds to wait before sending a RateLimited command again; None for any other reply."""
+    error = (reply or {}).get("error") or {}
+    if error.get("code") != ErrorCode.RateLimited:
+        return None
+    try:
+        return min(30.0, max(0.01, float((error.get("details") or {}).get("retry_after", 0.1))))
+    except (TypeError, ValueError):
+        return 0.1
 
 
 class DaemonUnreachable(TimeoutError):
@@ -253,6 +264,10 @@ class RelationClient(RelationCommands):
     ) -> dict[str, Any] | None:
         """Publish one command and return its whole reply (``{"ok": ...}``).
 
+        A ``RateLimited`` refusal (the daemon held too many of this user's commands; nothing was
+        stored) is not returned while the timeout allows: the same command id is sent again after
+        the refusal's ``retry_after``.
+
         Raises DaemonUnreachable when no reply arrives within the timeout, or when the broker has
         no command queue (no relationd ever ran on this virtual host); BrokerUnreachable when the
         connection is gone.
@@ -264,7 +279,12 @@ class RelationClient(RelationCommands):
         deadline = loop.time() + timeout
         while True:
             try:
-                return await self._send_once(raw, command_id, deadline, timeout, want_reply, properties)
+                reply = await self._send_once(raw, command_id, deadline, timeout, want_reply, properties)
+                pause = _rate_limited_pause(reply)
+                if pause is None or loop.time() + pause >= deadline:
+                    return reply
+                await asyncio.sleep(pause)
+                continue
             except _ConnectionLost:
                 if self._closing or self.url is None or loop.time() >= deadline:
                     raise

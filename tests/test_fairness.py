@@ -18,6 +18,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from client.rpc import RelationClient
 from contracts import topology
 from tests.conftest import AMQP_URL
 from tests.domain import charm
@@ -277,3 +278,23 @@ async def test_a_refusal_that_cannot_be_answered_is_dead_lettered_not_lost(tight
     assert set(dead.values()) == {"RateLimited"}
     assert not applied & set(dead)
     assert applied | set(dead) == set(ids)
+
+
+async def test_the_client_library_resends_a_rate_limited_command_after_retry_after(tight_site: Site) -> None:
+    """client.rpc waits the refusal's retry_after and sends the same command id again, within
+    the call's timeout: a burst past the user's share succeeds without the caller doing anything."""
+    site = tight_site
+    a_model = await _model(site.a)
+    client = await RelationClient.connect(site.amqp_url, timeout=60)
+    try:
+        results = await asyncio.gather(*(client.call(_write(a_model, i)) for i in range(40)))
+    finally:
+        await client.close()
+    assert len(results) == 40 and all("hash" in r for r in results)
+    refused = [
+        line
+        for line in site.daemon.log_lines()
+        if line.get("event") == "command" and line.get("outcome") == "rate_limited"
+    ]
+    assert refused, "the daemon refused none of the burst: the test did not exercise a resend"
+    assert {line["code"] for line in refused} == {"RateLimited"}
