@@ -1,9 +1,10 @@
 """Multi-host database URLs (daemon/database.py): the primary is found whichever host answers
 first, a frozen host does not hold a connect up, and a session on a demoted primary is ended.
 
-Two private PostgreSQL clusters stand in for a primary and a standby (a standby refuses writes as
-a ``default_transaction_read_only`` server does); a frozen host is a postmaster stopped with
-SIGSTOP, which still accepts TCP connections (the kernel does) and never answers them.
+A private PostgreSQL cluster with ``default_transaction_read_only`` stands in for a standby (it
+refuses writes as a standby does) and the shared server for the primary; a frozen host is the
+private cluster's postmaster stopped with SIGSTOP, which still accepts TCP connections (the
+kernel does) and never answers them. The shared server is never stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -19,18 +21,15 @@ import pytest
 from daemon import database
 from daemon.settings import Settings
 from daemon.transient import is_transient
-from tests.private_services import PrivatePostgres
+from tests.conftest import ADMIN_DSN
+from tests.private_services import PrivatePostgres, free_port
+
+SHARED = urlsplit(ADMIN_DSN)
+PRIMARY = f"{SHARED.hostname or '127.0.0.1'}:{SHARED.port or 5432}"
 
 
-def _cluster(read_only: bool) -> PrivatePostgres:
-    pg = PrivatePostgres(options={"default_transaction_read_only": "on"} if read_only else None)
-    pg.init()
-    return pg
-
-
-def _url(*clusters: PrivatePostgres) -> str:
-    hosts = ",".join(f"127.0.0.1:{pg.port}" for pg in clusters)
-    return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+def _url(*hosts: str) -> str:
+    return f"postgresql://{SHARED.netloc.rpartition('@')[0]}@{','.join(hosts)}/postgres?target_session_attrs=read-write"
 
 
 def _postmaster(pg: PrivatePostgres) -> int:
@@ -38,84 +37,72 @@ def _postmaster(pg: PrivatePostgres) -> int:
 
 
 @pytest.fixture(scope="module")
-def clusters() -> Iterator[tuple[PrivatePostgres, PrivatePostgres]]:
-    standby, primary = PrivatePostgres(), PrivatePostgres()
+def standby_cluster() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres(options={"default_transaction_read_only": "on"})
     try:
-        standby = _cluster(read_only=True)
-        primary = _cluster(read_only=False)
-        yield standby, primary
+        pg.init()
+        yield pg
     finally:
-        standby.destroy()
-        primary.destroy()
+        pg.destroy()
 
 
 @pytest.fixture
-def standby_and_primary(
-    clusters: tuple[PrivatePostgres, PrivatePostgres],
-) -> Iterator[tuple[PrivatePostgres, PrivatePostgres]]:
-    """The two clusters, thawed after the test."""
-    yield clusters
-    for pg in clusters:
-        try:
-            os.kill(_postmaster(pg), signal.SIGCONT)
-        except OSError:
-            pass
+def standby(standby_cluster: PrivatePostgres) -> Iterator[str]:
+    """The read-only host (host:port), thawed after the test."""
+    yield f"127.0.0.1:{standby_cluster.port}"
+    try:
+        os.kill(_postmaster(standby_cluster), signal.SIGCONT)
+    except OSError:
+        pass
 
 
-async def _port(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SHOW port"))
+def _freeze(pg: PrivatePostgres) -> None:
+    os.kill(_postmaster(pg), signal.SIGSTOP)
+
+
+async def _port(conn: asyncpg.Connection) -> str:
+    return f"{SHARED.hostname or '127.0.0.1'}:{await conn.fetchval('SHOW port')}"
 
 
 async def test_a_frozen_first_host_does_not_hold_up_the_connect(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+    standby_cluster: PrivatePostgres, standby: str
 ) -> None:
-    standby, primary = standby_and_primary
-    os.kill(_postmaster(standby), signal.SIGSTOP)
-    url = _url(standby, primary)
+    _freeze(standby_cluster)
+    url = _url(standby, PRIMARY)
     # asyncpg alone tries the hosts in order under one timeout: the frozen one uses it all up.
     with pytest.raises(TimeoutError):
         await asyncpg.connect(url, timeout=2)
     conn = await database.connect_primary(url, connect_timeout=2)
     try:
-        assert await _port(conn) == primary.port
+        assert await _port(conn) == PRIMARY
     finally:
         await conn.close()
 
 
-async def test_the_read_write_host_is_chosen_wherever_it_is_listed(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
-) -> None:
-    standby, primary = standby_and_primary
-    for url in (_url(standby, primary), _url(primary, standby)):
+async def test_the_read_write_host_is_chosen_wherever_it_is_listed(standby: str) -> None:
+    for url in (_url(standby, PRIMARY), _url(PRIMARY, standby)):
         conn = await database.connect_primary(url, connect_timeout=5)
         try:
-            assert await _port(conn) == primary.port
+            assert await _port(conn) == PRIMARY
             assert await conn.fetchval("SHOW transaction_read_only") == "off"
         finally:
             await conn.close()
 
 
-async def test_no_read_write_host_is_a_transient_error_naming_each_host(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
-) -> None:
-    standby, primary = standby_and_primary
-    os.kill(_postmaster(primary), signal.SIGSTOP)
+async def test_no_read_write_host_is_a_transient_error_naming_each_host(standby: str) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
     with pytest.raises(database.NoPrimary) as caught:
-        await database.connect_primary(_url(standby, primary), connect_timeout=1)
+        await database.connect_primary(_url(standby, nobody), connect_timeout=2)
     message = str(caught.value)
-    assert f"127.0.0.1:{standby.port} (not read-write)" in message
-    assert f"127.0.0.1:{primary.port} (" in message
+    assert f"{standby} (not read-write)" in message
+    assert f"{nobody} (" in message
     assert is_transient(caught.value)
 
 
-async def test_a_write_on_a_read_only_server_is_transient_and_ends_the_pool_session(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
-) -> None:
+async def test_a_write_on_a_read_only_server_is_transient_and_ends_the_pool_session(standby: str) -> None:
     """The pool's session on a server that became read-only is ended, not given back: the retry
-    gets a new session, on the primary."""
-    standby, _ = standby_and_primary
-    url = f"postgresql://postgres@127.0.0.1:{standby.port}/postgres"
-    settings = Settings(database_url=url, pool_size=1)  # type: ignore[arg-type]
+    gets a new session (on the primary, with a multi-host URL)."""
+    settings = Settings(database_url=f"postgresql://postgres@{standby}/postgres", pool_size=1)  # type: ignore[arg-type]
     pool = await database.create_pool(settings, wait=10)
     try:
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError) as caught:
@@ -130,27 +117,24 @@ async def test_a_write_on_a_read_only_server_is_transient_and_ends_the_pool_sess
 
 
 async def test_the_pool_connects_to_the_primary_past_a_frozen_host(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
+    standby_cluster: PrivatePostgres, standby: str
 ) -> None:
-    standby, primary = standby_and_primary
-    os.kill(_postmaster(standby), signal.SIGSTOP)
+    _freeze(standby_cluster)
     settings = Settings(
-        database_url=_url(standby, primary),  # type: ignore[arg-type]
+        database_url=_url(standby, PRIMARY),  # type: ignore[arg-type]
         database_connect_timeout_seconds=2,
         pool_size=2,
     )
     pool = await asyncio.wait_for(database.create_pool(settings, wait=10), 20)
     try:
         async with database.session(pool) as conn:
-            assert await _port(conn) == primary.port
+            assert await _port(conn) == PRIMARY
             await conn.execute("CREATE TEMPORARY TABLE t (x int)")
     finally:
         await pool.close()
 
 
-async def test_a_session_told_fatal_while_idle_is_ended_and_the_command_retried(
-    standby_and_primary: tuple[PrivatePostgres, PrivatePostgres],
-) -> None:
+async def test_a_session_told_fatal_while_idle_is_ended_and_the_command_retried() -> None:
     """A backend whose postmaster dies says FATAL to its idle client, then closes. asyncpg takes the
     unsolicited error for a protocol error, and a query sent before the close is seen fails with
     InternalClientError ("cannot switch to state ...") instead of a connection error: seen as an
@@ -158,11 +142,9 @@ async def test_a_session_told_fatal_while_idle_is_ended_and_the_command_retried(
 
     Reproduced by holding the client's reading while the backend is terminated, then letting the
     event loop read the FATAL (one iteration) but not yet the end of the connection."""
-    _, primary = standby_and_primary
-    url = f"postgresql://postgres@127.0.0.1:{primary.port}/postgres"
-    settings = Settings(database_url=url, pool_size=1)  # type: ignore[arg-type]
+    settings = Settings(database_url=ADMIN_DSN, pool_size=1)  # type: ignore[arg-type]
     pool = await database.create_pool(settings, wait=10)
-    admin = await asyncpg.connect(url)
+    admin = await asyncpg.connect(ADMIN_DSN)
     try:
         with pytest.raises(asyncpg.exceptions.InternalClientError) as caught:
             async with database.session(pool) as conn:
