@@ -266,7 +266,8 @@ class RelationClient(RelationCommands):
 
         A ``RateLimited`` refusal (the daemon held too many of this user's commands; nothing was
         stored) is not returned while the timeout allows: the same command id is sent again after
-        the refusal's ``retry_after``.
+        the refusal's ``retry_after``. Nor is the loss of the broker connection: the client
+        reconnects (to the next node of its list) and sends the same command id again.
 
         Raises DaemonUnreachable when no reply arrives within the timeout, or when the broker has
         no command queue (no relationd ever ran on this virtual host); BrokerUnreachable when the
