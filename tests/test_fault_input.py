@@ -278,7 +278,9 @@ async def drain_dead_letters(amqp: str) -> dict[str, aio_pika.abc.AbstractIncomi
 
 def input_run(amqp: str, database: str, log_dir: Path, count: int) -> None:
     run_seed = seed_from_env()
-    daemon = DaemonProcess(amqp, database, log_dir, prefetch=64)
+    # Every refused message must be found in the dead-letter queue at the end: the full run's
+    # bodies (up to 3 MB each) exceed the queue's default 64 MiB bound, which would drop the oldest.
+    daemon = DaemonProcess(amqp, database, log_dir, prefetch=64, dead_letter_max_bytes=2**30)
     daemon.start()
     lt = LoopThread()
     driver: Driver | None = None
