@@ -166,8 +166,8 @@ async def cluster_run(
         await asyncio.wait_for(
             asyncio.gather(*(run_stream(drivers[i % 3], s, done) for i, s in enumerate(streams))), 1800
         )
-        await asyncio.wait_for(fault_task, 300)
         stream_end = time.monotonic()
+        await asyncio.wait_for(fault_task, 300)
         assert fault_window[2] > 0, "the fault came after the stream had ended"
         victim = victims[0]
 
