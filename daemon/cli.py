@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from daemon import logs
-from daemon.database import dsn
+from daemon.database import connect_primary, dsn
 from daemon.redaction import redact
 from daemon.settings import Settings
 
@@ -75,7 +75,8 @@ def migrate(
     settings = _settings()
 
     async def go() -> int:
-        conn = await asyncpg.connect(dsn(settings))
+        # The primary of a multi-host URL, found as the daemon finds it (past a frozen host).
+        conn = await connect_primary(dsn(settings), connect_timeout=settings.database_connect_timeout_seconds)
         try:
             return await apply_schema(conn)
         finally:

@@ -10,8 +10,10 @@ kernel does) and never answers them. The shared server is never stopped.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -22,6 +24,7 @@ from daemon import database
 from daemon.settings import Settings
 from daemon.transient import is_transient
 from tests.conftest import ADMIN_DSN
+from tests.harness import RELATIOND, create_database, drop_database
 from tests.private_services import PrivatePostgres, free_port
 
 SHARED = urlsplit(ADMIN_DSN)
@@ -165,3 +168,30 @@ async def test_a_session_told_fatal_while_idle_is_ended_and_the_command_retried(
     finally:
         await admin.close()
         await pool.close()
+
+
+async def test_migrate_reaches_the_primary_past_a_frozen_host(
+    standby_cluster: PrivatePostgres, standby: str
+) -> None:
+    """`relationd migrate` finds the primary as the daemon does (asyncpg alone waited 60 s)."""
+    url = await create_database("relationd_hosts")
+    try:
+        database_name = urlsplit(url).path.lstrip("/")
+        _freeze(standby_cluster)
+        env = {
+            **os.environ,
+            "RELATIOND_DATABASE_URL": _url(standby, PRIMARY).replace("/postgres?", f"/{database_name}?"),
+            "RELATIOND_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+        }
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*RELATIOND, "migrate", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["schema_version"] >= 1
+    finally:
+        await drop_database(url)
