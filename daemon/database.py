@@ -73,9 +73,15 @@ async def _probe(url: str, attrs: str, timeout: float, kwargs: dict[str, Any]) -
     return None
 
 
+# While no host is the primary (a failover under way), how often connect_primary asks them again.
+_NO_PRIMARY_POLL = 0.5
+
+
 async def connect_primary(url: str, *, connect_timeout: float = 5.0, **kwargs: Any) -> Any:
     """A session on the primary of ``url``: every host tried at once, each within
-    ``connect_timeout``, the first read-write one kept (ties go to the earlier host).
+    ``connect_timeout``, the first read-write one kept (ties go to the earlier host). While none
+    is, they are asked again every half second until ``connect_timeout`` has passed: a standby
+    being promoted is found as soon as it is, not after the caller's backoff.
 
     A one-host URL, or one that does not ask for the primary, goes to asyncpg as it is.
     NoPrimary (a ConnectionError, so transient) names what each host did when none would do.
@@ -85,7 +91,20 @@ async def connect_primary(url: str, *, connect_timeout: float = 5.0, **kwargs: A
     if len(urls) == 1 or attrs not in _PRIMARY_ATTRS:
         return await asyncpg.connect(url, timeout=connect_timeout, **kwargs)
     assert attrs is not None
-    tasks = [asyncio.create_task(_probe(u, attrs, connect_timeout, kwargs)) for u in urls]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + connect_timeout
+    while True:
+        try:
+            return await _race(urls, attrs, max(0.1, deadline - loop.time()), kwargs)
+        except NoPrimary:
+            if loop.time() + _NO_PRIMARY_POLL >= deadline:
+                raise
+        await asyncio.sleep(_NO_PRIMARY_POLL)
+
+
+async def _race(urls: list[str], attrs: str, timeout: float, kwargs: dict[str, Any]) -> Any:
+    """One round of connect_primary: every host at once, the first primary kept."""
+    tasks = [asyncio.create_task(_probe(u, attrs, timeout, kwargs)) for u in urls]
     chosen: Any = None
     try:
         pending = set(tasks)

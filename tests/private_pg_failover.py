@@ -325,17 +325,31 @@ class PgAutoFailoverSet:
         self.nodes[name].signal(signal.SIGCONT)
         self.nodes[name].frozen = False
 
-    def rejoin(self, name: str) -> None:
-        """Run a killed node's keeper again: it follows the new primary as its standby."""
-        self._run(self.nodes[name])
+    def rejoin(self, name: str, timeout: float = 180) -> float:
+        """Run a killed node's keeper again and wait until it is the new primary's standby; the
+        seconds that took. Its rewind may wait for a checkpoint of the new primary, so one is
+        asked for every second meanwhile."""
+        began = time.monotonic()
+        primary = self.standby_of(name)
+        forcing = self._force_checkpoints(self.nodes[primary].port)
+        try:
+            self._run(self.nodes[name])
+            self.wait_states({name: "secondary", primary: "primary"}, timeout)
+        finally:
+            forcing.set()
+        return time.monotonic() - began
 
     def wait_writable(self, name: str, timeout: float) -> float:
         """Seconds until ``name`` accepts a write."""
         began = time.monotonic()
         port = self.nodes[name].port
 
+        # Promoted is not yet writable: pg_auto_failover keeps a new primary read-only
+        # (default_transaction_read_only) until the old one is known to be demoted.
+        check = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+
         def writable() -> bool:
-            return self.psql(port, "SELECT NOT pg_is_in_recovery()", timeout=2) == "t"
+            return self.psql(port, check, timeout=2) == "t"
 
         self._wait(f"{name} writable", writable, timeout)
         return time.monotonic() - began
