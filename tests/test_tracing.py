@@ -186,13 +186,17 @@ async def test_a_commands_events_are_published_in_its_trace(traced: Traced) -> N
         finally:
             await conn.close()
         headers: list[Any] = []
-        async with queue.iterator() as messages:
-            async for message in messages:
-                await message.ack()
-                if json.loads(message.body).get("command_id") == command_id:
-                    headers.append(message.headers.get("traceparent"))
-                if len(headers) == expected:
-                    break
+
+        async def collect() -> None:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    if json.loads(message.body).get("command_id") == command_id:
+                        headers.append(message.headers.get("traceparent"))
+                    if len(headers) == expected:
+                        return
+
+        await asyncio.wait_for(collect(), 30)
     finally:
         await connection.close()
 
