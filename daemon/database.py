@@ -130,11 +130,16 @@ async def _race(urls: list[str], attrs: str, timeout: float, kwargs: dict[str, A
     raise NoPrimary(f"no host is {attrs}: " + ", ".join(seen))
 
 
-# A commit that waits for the synchronous standby (an xid makes it write a commit record): once it
-# returns, every commit this session saw is on the standby too. A COMMIT cancelled while it waited
-# for the standby (a statement timeout does that) is visible on the primary alone, and would be
-# lost with it. Without a standby it costs a WAL flush.
-_FENCE = "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT"
+# A commit that waits for the synchronous standby: once it returns, every commit this session saw
+# is on the standby too. A COMMIT cancelled, or whose backend was terminated, while it waited for
+# the standby is visible on the primary alone ("committed locally"), and would be lost with it.
+# The commit waits only if the transaction wrote WAL (an xid alone does not): a transactional
+# logical message is the smallest such write, needs no table and no privilege, and is allowed at
+# any wal_level. Without a standby it costs a WAL flush.
+_FENCE = (
+    "BEGIN; SET LOCAL synchronous_commit = on; "
+    "SELECT pg_logical_emit_message(true, 'relationd-fence', ''); COMMIT"
+)
 
 
 async def fence(conn: Any) -> None:
@@ -165,8 +170,14 @@ def lost_session(exc: BaseException) -> bool:
 
 def drop_if_lost(conn: Any, exc: BaseException) -> None:
     """End ``conn`` (a pool's connection: the pool makes a new one) when ``exc`` lost its session."""
-    if lost_session(exc) and not conn.is_closed():
-        conn.terminate()
+    if not lost_session(exc):
+        return
+    try:
+        if conn.is_closed():
+            return
+    except asyncpg.InterfaceError:
+        return  # asyncpg closed it already and took it back from the pool's proxy
+    conn.terminate()
 
 
 @asynccontextmanager
