@@ -8,7 +8,7 @@ waiting is then terminated, which keeps its transaction committed on this server
 finds the command in the store and answers it only after the standby is dropped from the
 configuration, when a commit no longer waits.
 Without the fence (daemon/database.py ``fence``) the stored reply went out at once, for a commit
-that a failover could still lose.
+that a failover could still lose. Slow (~10 s): ``make fault``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.fault_support import Driver, fault_vhost, metric
 from tests.harness import DaemonProcess
@@ -40,6 +41,7 @@ async def _set_standbys(url: str, names: str) -> None:
         await conn.close()
 
 
+@pytest.mark.slow  # ~10 s: make fault
 async def test_a_timed_out_commit_is_applied_once_and_answered_once_it_is_durable(
     private_postgres: PrivatePostgres, fault_vhost: str, tmp_path: Path
 ) -> None:
