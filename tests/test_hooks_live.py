@@ -185,3 +185,30 @@ async def test_relctl_hooks_with_a_state_file_starts_new_then_resumes_where_it_s
         ("relation-joined", "wordpress/0"),
         ("relation-changed", "wordpress/0"),
     ]
+
+
+async def test_relctl_snapshot_shows_a_units_view_and_position(client: RelationClient, amqp_url: str) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    from contracts.snapshot import ModelSnapshot
+
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    d = BrokerDomain(client, model)
+    await d.deploy("mysql", units=1)
+    await d.deploy("wordpress", units=1)
+    db = await d.integrate("wordpress", "mysql")
+    await d.run({"type": "enter_scope", "relation": db["id"], "unit": "mysql/0", "settings": {"h": "1"}})
+    script = Path(sys.executable).parent / "relctl"
+    proc = await asyncio.create_subprocess_exec(
+        str(script), "--amqp-url", amqp_url, "-m", model, "--json", "snapshot", "wordpress/0",
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    snap = ModelSnapshot.model_validate_json(out)
+    assert snap.unit == "wordpress/0" and snap.seq == (await client.events_after(model))[-1].seq
+    rel = next(r for r in snap.relations if r.id == db["id"])
+    assert rel.in_scope is False and [u.name for u in rel.units] == ["mysql/0"]
