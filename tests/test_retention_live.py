@@ -1,13 +1,15 @@
-"""Through a daemon that keeps events one second: a watcher and a unit's hook stream whose
-position is no longer kept go on from a snapshot by themselves, and say so."""
+"""A watcher and a unit's hook stream whose position is no longer kept go on from a snapshot by
+themselves, and say so: through the session's daemon with the model's first events deleted as
+retention deletes them (fast), and through a daemon that keeps events one second (slow)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,10 +56,56 @@ async def _until_expired(client: RelationClient, model: str, after: int) -> None
             await asyncio.sleep(0.2)
 
 
-async def test_watch_and_hooks_fall_back_to_the_snapshot_when_their_events_expired(
+async def _forget_published(pool: Any, client: RelationClient, model: str) -> None:
+    """Delete the model's published events, a prefix of its log, as retention would."""
+    model_uuid = (await client.snapshot(model)).model_uuid
+    async with asyncio.timeout(20), pool.acquire() as conn:
+        while True:
+            deleted = await conn.fetchval(_FORGET, model_uuid)
+            if deleted:
+                return
+            await asyncio.sleep(0.1)  # the relay has not published them yet
+
+
+_FORGET = """
+WITH gone AS (
+    DELETE FROM change_event WHERE model_uuid = $1
+      AND seq < (SELECT COALESCE(min(c.seq), 9223372036854775807) FROM outbox o
+                 JOIN change_event c ON c.event_id = o.event_id WHERE c.model_uuid = $1)
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+"""
+
+
+async def test_watch_and_hooks_fall_back_to_the_snapshot_when_their_events_are_gone(
+    client: RelationClient, amqp_url: str, pool: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def forget(model: str, after: int) -> None:
+        await _forget_published(pool, client, model)
+        await _until_expired(client, model, after)
+
+    await _falls_back(amqp_url, client, forget, caplog)
+
+
+@pytest.mark.slow
+async def test_watch_and_hooks_fall_back_when_the_daemons_retention_deleted_their_events(
     forgetful: tuple[str, RelationClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, client = forgetful
+
+    async def forget(model: str, after: int) -> None:
+        await _until_expired(client, model, after)
+
+    await _falls_back(url, client, forget, caplog)
+
+
+async def _falls_back(
+    url: str,
+    client: RelationClient,
+    forget: Callable[[str, int], Awaitable[None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     model = f"f-{uuid.uuid4().hex[:8]}"
     await client.create_model(model)
     await client.deploy(model, "mysql", charm("mysql"), units=1)
@@ -78,7 +126,7 @@ async def test_watch_and_hooks_fall_back_to_the_snapshot_when_their_events_expir
     # While it is away: both units enter and wordpress/0 writes settings; then the log forgets.
     await client.enter_scope(model, rel.id, "mysql/0")
     await client.enter_scope(model, rel.id, "wordpress/0", {"db": "wp"})
-    await _until_expired(client, model, state["seq"])
+    await forget(model, state["seq"])
 
     caplog.set_level(logging.WARNING, logger="relationd.client")
     resumed = HookStream(url, model, "mysql/0", state=state, timeout=15)
