@@ -20,7 +20,7 @@ from contracts.snapshot import (
     SnapshotRelation,
     UnitInScope,
 )
-from handlers import lookup
+from handlers import containers, lookup
 from handlers.outcome import Outcome
 
 Record = Any
@@ -96,7 +96,7 @@ async def snapshot(conn: Any, cmd: Snapshot) -> Outcome:
     relations = [_relation(r, endpoints[r["uuid"]], units[r["uuid"]], unit) for r in rels]
     if unit is None:
         return Outcome(ModelSnapshot(model_uuid=str(m), seq=seq, relations=relations))
-    container = unit["principal_uuid"] or unit["uuid"]
+    container = containers.of_unit(unit)
     leads = await conn.fetchval(_LEADS, m, unit["application_uuid"], unit["uuid"])
     principal = None
     if unit["principal_uuid"] is not None:
@@ -125,9 +125,8 @@ def _relation(
         own = unit["application_name"]
         remote = {e["application_name"] for e in endpoints if e["application_name"] != own} or {own}
         seen = [u for u in in_scope if u["uuid"] != unit["uuid"] and u["name"].rpartition("/")[0] in remote]
-        if scope is Scope.container and not rel["is_peer"]:
-            container = unit["principal_uuid"] or unit["uuid"]
-            seen = [u for u in seen if u["container"] == container]
+        if containers.per_container(rel):
+            seen = [u for u in seen if u["container"] == containers.of_unit(unit)]
     return SnapshotRelation(
         id=rel["relation_id"],
         uuid=str(rel["uuid"]),
