@@ -13,8 +13,10 @@ over all of them:
 
   before     RELATIOND_FAIRNESS=false, prefetch 64: the daemon as it was (deliveries run as they
              come, every user in one window)
-  fair       the defaults: per-user round robin for database turns over a 1024-command window,
-             at most 512 of one user's commands held, the rest refused with RateLimited
+  fair       the defaults: per-user round robin for database turns over a 1024-command window;
+             while another user holds commands a user starts at most half the pool's turns; at
+             most 512 of one user's commands held, the rest refused with RateLimited
+  fair-9     the same with RELATIOND_USER_CONCURRENCY=9: B's command runs beside up to 9 of A's
   fair-64    the same turns over the old window of 64: a command behind the burst is not in the
              daemon yet, so no scheduler there can reach it
   tight      the defaults with RELATIOND_USER_MAX_HELD=32 and prefetch 64: a low per-user limit,
@@ -62,6 +64,7 @@ from daemon.migrate import apply_schema
 CONFIGS: dict[str, dict[str, str]] = {
     "before": {"RELATIOND_FAIRNESS": "false", "RELATIOND_PREFETCH": "64"},
     "fair": {},
+    "fair-9": {"RELATIOND_USER_CONCURRENCY": "9"},
     "fair-64": {"RELATIOND_PREFETCH": "64"},
     "tight": {"RELATIOND_USER_MAX_HELD": "32", "RELATIOND_PREFETCH": "64"},
 }

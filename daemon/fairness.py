@@ -6,9 +6,12 @@ this instance's window (``admit``): a user may hold at most ``user_max_held`` co
 ``user_max_held_bytes`` of bodies) in it, and a delivery past that share is refused at once with
 ``RateLimited`` (no database work, nothing stored, so the same command id can be sent again). Then
 it waits for a database turn (``turn``): ``slots`` turns (the pool's size) go round robin over the
-users who have commands waiting, each user's in arrival order, and no user holds more than
-``user_slots`` at once. A second user's command therefore waits for one turn to end, not for the
-first user's burst; a burst larger than its share drains at the cost of a refusal each.
+users who have commands waiting, each user's in arrival order, and while more than one user holds
+commands no user starts more than ``user_slots`` at once (alone, a user may use every turn). A
+second user's command therefore waits for one turn to end, not for the first user's burst, and
+runs beside a few of the burst's commands, not beside a pool full of them (on a busy machine
+each of those slows every step of it); a burst larger than its share drains at the cost of a
+refusal each.
 """
 
 from __future__ import annotations
@@ -150,12 +153,16 @@ class Fairness:
         self._free += 1
         self._dispatch()
 
+    def _cap(self) -> int:
+        """Turns one user may hold: all of them alone, ``user_slots`` while others hold commands."""
+        return self.user_slots if len(self._held) > 1 else self.slots
+
     def _dispatch(self) -> None:
         """Give free turns to the users in the ring, in turn, skipping those at their cap."""
         passed = 0
         while self._free and self._ring and passed < len(self._ring):
             user = self._ring[0]
-            if self._running.get(user, 0) >= self.user_slots:
+            if self._running.get(user, 0) >= self._cap():
                 self._ring.rotate(-1)
                 passed += 1
                 continue
@@ -179,7 +186,7 @@ def from_settings(settings: Settings) -> Fairness:
     """The instance's shares: turns as many as pool connections, the rest from RELATIOND_*."""
     return Fairness(
         slots=settings.pool_size,
-        user_slots=settings.user_concurrency or max(1, settings.pool_size - 1),
+        user_slots=settings.user_concurrency or max(1, settings.pool_size // 2),
         user_max_held=settings.user_max_held,
         user_max_held_bytes=settings.user_max_held_bytes,
         enabled=settings.fairness,

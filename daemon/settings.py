@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     prefetch: int = Field(default=1024, ge=1, le=10000)
     pool_size: int = Field(default=10, ge=1, le=500)
     # Fair shares between users (daemon/fairness.py): database turns go round robin over the users
-    # with commands waiting; one user holds at most user_concurrency turns (0: the pool size less
-    # one) and user_max_held commands or user_max_held_bytes of bodies of the window (prefetch);
-    # past that its deliveries are refused with RateLimited.
+    # with commands waiting; while others hold commands one user starts at most user_concurrency
+    # turns (0: half the pool) and it holds at most user_max_held commands or user_max_held_bytes
+    # of bodies of the window (prefetch); past that its deliveries are refused with RateLimited.
     fairness: bool = True
     user_concurrency: int = Field(default=0, ge=0, le=500)
     user_max_held: int = Field(default=512, ge=1, le=10000)

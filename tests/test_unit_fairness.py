@@ -41,47 +41,68 @@ async def test_turns_go_round_robin_and_keep_each_users_order() -> None:
     assert seen == [("a", 0), ("a", 1), ("b", 0), ("c", 0), ("a", 2), ("b", 1)]
 
 
-async def test_one_user_never_holds_more_than_its_turns() -> None:
-    f = fairness(slots=4, user_slots=2)
-    running = 0
-    most = 0
+async def _most_running(f: Fairness, user: str, commands: int) -> int:
+    """Start ``commands`` of ``user``'s turns at once; how many ran at the same time at most."""
+    running = most = 0
     gate = asyncio.Event()
 
     async def one() -> None:
         nonlocal running, most
-        async with f.turn("a"):
+        async with f.turn(user):
             running += 1
             most = max(most, running)
             await gate.wait()
             running -= 1
 
-    tasks = [asyncio.create_task(one()) for _ in range(6)]
+    tasks = [asyncio.create_task(one()) for _ in range(commands)]
     for _ in range(3):
         await asyncio.sleep(0)
-    assert running == 2
     gate.set()
     await asyncio.gather(*tasks)
-    assert most == 2
+    return most
 
 
-async def test_a_capped_user_leaves_free_turns_to_others() -> None:
+async def test_a_user_alone_may_use_every_turn() -> None:
+    f = fairness(slots=4, user_slots=2)
+    for _ in range(6):
+        f.admit("a", 10)
+    assert await _most_running(f, "a", 6) == 4
+
+
+async def test_while_another_user_holds_commands_a_user_starts_at_most_its_turns() -> None:
+    f = fairness(slots=4, user_slots=2)
+    for _ in range(6):
+        f.admit("a", 10)
+    f.admit("b", 10)
+    assert await _most_running(f, "a", 6) == 2
+
+
+async def test_a_second_user_takes_the_first_turn_that_ends() -> None:
     f = fairness(slots=3, user_slots=2)
-    gate = asyncio.Event()
+    gates = {n: asyncio.Event() for n in range(5)}
     started: list[str] = []
 
-    async def one(user: str) -> None:
+    async def one(user: str, n: int) -> None:
         async with f.turn(user):
             started.append(user)
-            await gate.wait()
+            await gates[n].wait()
 
-    tasks = [asyncio.create_task(one("a")) for _ in range(5)]
+    for _ in range(4):
+        f.admit("a", 10)
+    tasks = [asyncio.create_task(one("a", n)) for n in range(4)]
     await asyncio.sleep(0)
-    tasks.append(asyncio.create_task(one("b")))
+    assert started == ["a", "a", "a"]  # alone, a takes every turn
+    f.admit("b", 10)
+    tasks.append(asyncio.create_task(one("b", 4)))
+    await asyncio.sleep(0)
+    gates[0].set()  # one of a's ends: a holds 2, its cap now that b waits, so b goes next
     for _ in range(3):
         await asyncio.sleep(0)
-    assert started == ["a", "a", "b"]
-    gate.set()
+    assert started == ["a", "a", "a", "b"]
+    for gate in gates.values():
+        gate.set()
     await asyncio.gather(*tasks)
+    assert started.count("a") == 4
 
 
 async def test_a_cancelled_waiter_gives_its_place_and_turn_back() -> None:
