@@ -96,6 +96,7 @@ class OutboxRelay:
         self._deleted = 0
         self._last_vacuum = 0.0
         self._notify_leader = asyncio.Event()
+        self._saw_broker = False  # whether the last drain found a broker session to publish on
 
     def committed(self) -> None:
         """A command of this instance committed events: wake the relay if it leads here, else
@@ -165,7 +166,9 @@ class OutboxRelay:
     async def _sleep(self, timeout: float) -> None:
         """Until woken by a commit, stopped, the broker back, or ``timeout`` seconds passed."""
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
-        if not self.broker.connected.is_set():
+        # Decided by what the last drain saw, not by now: a broker that connected in between
+        # must still end this sleep, or the lead waits a whole poll for nothing.
+        if not self._saw_broker:
             waiters.append(asyncio.create_task(self.broker.connected.wait()))
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
@@ -186,7 +189,8 @@ class OutboxRelay:
             conn = self._conn
             if conn is None or conn.is_closed():
                 return 0
-            if not self.broker.connected.is_set():
+            self._saw_broker = self.broker.connected.is_set()
+            if not self._saw_broker:
                 if self.leading:  # let an instance that has the broker relay meanwhile
                     self.leading = False
                     await conn.fetchval(_RESIGN, _RELAY_LOCK)
