@@ -11,6 +11,7 @@ read-write session (connect_primary), for the pool and for the outbox relay's se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg import connect_utils
 
 from daemon import logs, metrics
 from daemon.settings import Settings
@@ -73,6 +75,49 @@ async def _probe(url: str, attrs: str, timeout: float, kwargs: dict[str, Any]) -
     return None
 
 
+# Cancel requests sent in the background by sessions that ended at a statement timeout.
+_CANCELS: set[asyncio.Task[None]] = set()
+
+
+async def _send_cancel(addr: Any, params: Any, pid: int, secret: Any, timeout: float) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            connect_utils._cancel(
+                loop=asyncio.get_running_loop(),
+                addr=addr,
+                params=params,
+                backend_pid=pid,
+                backend_secret=secret,
+            ),
+            timeout,
+        )
+
+
+class Session(asyncpg.Connection):  # type: ignore[misc]
+    """A connection that ends itself when a statement times out.
+
+    asyncpg cancels a statement that timed out and keeps the session: its next statement, the
+    transaction's ROLLBACK, first waits for the server to answer the cancel, up to a second
+    timeout, which a frozen server never does (a command stuck on a frozen primary took twice the
+    command timeout to be retried). The cancel is still sent, in the background, so that a slow
+    but healthy server stops the statement; the session is ended at once, so the ROLLBACK fails
+    at once (the transaction ends with the session) and the command is retried on a new one.
+    """
+
+    def _cancel_current_command(self, waiter: Any, cancel_waiter: Any = None) -> None:
+        protocol = self._protocol
+        timeout = self._config.command_timeout or 10.0
+        task = asyncio.get_running_loop().create_task(
+            _send_cancel(self._addr, self._params, protocol.backend_pid, protocol.backend_secret, timeout)
+        )
+        _CANCELS.add(task)
+        task.add_done_callback(_CANCELS.discard)
+        if not waiter.done():
+            waiter.set_result(None)
+        # After the caller has been given its TimeoutError (asyncpg sets it right after this).
+        asyncio.get_running_loop().call_soon(self.terminate)
+
+
 # While no host is the primary (a failover under way), how often connect_primary asks them again.
 _NO_PRIMARY_POLL = 0.5
 
@@ -87,6 +132,7 @@ async def connect_primary(url: str, *, connect_timeout: float = 5.0, **kwargs: A
     NoPrimary (a ConnectionError, so transient) names what each host did when none would do.
     """
     kwargs.pop("loop", None)
+    kwargs.setdefault("connection_class", Session)
     urls, attrs = host_urls(url)
     if len(urls) == 1 or attrs not in _PRIMARY_ATTRS:
         return await asyncpg.connect(url, timeout=connect_timeout, **kwargs)
@@ -253,6 +299,7 @@ async def create_pool(settings: Settings, *, wait: float | None = None) -> Any:
                 init=init,
                 reset=_keep_session,
                 connect=partial(connect_primary, connect_timeout=settings.database_connect_timeout_seconds),
+                connection_class=Session,
                 command_timeout=settings.database_command_timeout_seconds,
                 max_inactive_connection_lifetime=300,
             )

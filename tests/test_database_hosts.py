@@ -10,11 +10,13 @@ kernel does) and never answers them. The shared server is never stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -195,3 +197,42 @@ async def test_migrate_reaches_the_primary_past_a_frozen_host(
         assert json.loads(done.stdout)["schema_version"] >= 1
     finally:
         await drop_database(url)
+
+
+def _freeze_all(pg: PrivatePostgres) -> list[int]:
+    """SIGSTOP the postmaster and its children (each backend is in a session of its own)."""
+    pm = _postmaster(pg)
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pm:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    for pid in [pm, *children]:
+        os.kill(pid, signal.SIGSTOP)
+    return children
+
+
+async def test_a_statement_timeout_ends_the_session_so_the_rollback_does_not_wait_again(
+    standby_cluster: PrivatePostgres, standby: str
+) -> None:
+    """asyncpg kept a session whose statement timed out and made its next statement, the
+    transaction's ROLLBACK, wait for the cancel to be answered: on a frozen server a second
+    timeout before the command could be retried elsewhere. The session now ends at the timeout."""
+    conn = await database.connect_primary(f"postgresql://postgres@{standby}/postgres", command_timeout=1)
+    children: list[int] = []
+    try:
+        with pytest.raises(asyncpg.InterfaceError) as caught:
+            async with conn.transaction():
+                await conn.fetchval("SELECT 1")
+                children = _freeze_all(standby_cluster)
+                await conn.fetchval("SELECT 2")
+        assert isinstance(caught.value.__context__, TimeoutError)  # the timeout, then no ROLLBACK
+        assert conn.is_closed()
+        assert is_transient(caught.value) and database.lost_session(caught.value)
+    finally:
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        conn.terminate()
