@@ -201,9 +201,11 @@ async def test_a_second_users_command_is_answered_before_the_first_users_burst(f
     assert a_before_b < FLOOD // 2, f"{a_before_b} of A's {FLOOD} commands were answered before B's"
 
 
-@pytest.fixture
-async def tight_site(place: Place, tmp_path: Path) -> AsyncIterator[Site]:
-    async for site in _site(place, tmp_path, user_max_held=5):
+@pytest.fixture(scope="module")
+async def tight_site(place: Place, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    """One daemon with a share of 5 commands for the tests below. It starts after the test above
+    has stopped its own daemon (tests run in file order): two daemons must not share the queue."""
+    async for site in _site(place, tmp_path_factory.mktemp("tight"), user_max_held=5):
         yield site
 
 
@@ -285,16 +287,21 @@ async def test_the_client_library_resends_a_rate_limited_command_after_retry_aft
     the call's timeout: a burst past the user's share succeeds without the caller doing anything."""
     site = tight_site
     a_model = await _model(site.a)
+    refused_before = _rate_limited_lines(site)
     client = await RelationClient.connect(site.amqp_url, timeout=60)
     try:
         results = await asyncio.gather(*(client.call(_write(a_model, i)) for i in range(40)))
     finally:
         await client.close()
     assert len(results) == 40 and all("hash" in r for r in results)
-    refused = [
+    refused = _rate_limited_lines(site)[len(refused_before) :]
+    assert refused, "the daemon refused none of the burst: the test did not exercise a resend"
+    assert {line["code"] for line in refused} == {"RateLimited"}
+
+
+def _rate_limited_lines(site: Site) -> list[dict[str, Any]]:
+    return [
         line
         for line in site.daemon.log_lines()
         if line.get("event") == "command" and line.get("outcome") == "rate_limited"
     ]
-    assert refused, "the daemon refused none of the burst: the test did not exercise a resend"
-    assert {line["code"] for line in refused} == {"RateLimited"}
