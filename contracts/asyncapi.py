@@ -44,7 +44,10 @@ routing key `<model-uuid>.<namespace>.<relation-id or {norel}>`: bind `<model-uu
 `*.<namespace>.*` for one namespace, `<model-uuid>.*.<id>` for one relation. Events carry a
 per-model gapless `seq` and a growing `event_id`; the `events_after` command replays them, so a
 watcher binds first, replays from its last `seq`, then follows live events, dropping duplicates
-by `seq` (an event may be published more than once after a crash).
+by `seq` (an event may be published more than once after a crash). The log keeps events for the
+daemon's retention (`RELATIOND_EVENT_RETENTION`, 7 days by default): a replay from before what
+is kept is refused with `EventsExpired` (`details.oldest_kept_seq`), and the consumer reads the
+`snapshot` command's state and follows the events after its `seq`.
 
 A command that cannot be parsed or keeps failing is dead-lettered to `{dlq}` with the reason in
 the `{reason}` header and the code in `{code}`."""
