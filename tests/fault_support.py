@@ -569,6 +569,16 @@ _DUMP_QUERIES = {
         FROM relation_application_settings_hash h JOIN model m ON m.uuid = h.model_uuid
         JOIN v_relation_endpoint v ON v.model_uuid = h.model_uuid
              AND v.relation_endpoint_uuid = h.relation_endpoint_uuid""",
+    "unit_archive": """
+        SELECT m.name, v.relation_id, v.application_name, a.unit_name
+        FROM relation_unit_archive a JOIN model m ON m.uuid = a.model_uuid
+        JOIN v_relation_endpoint v ON v.model_uuid = a.model_uuid
+             AND v.relation_endpoint_uuid = a.relation_endpoint_uuid""",
+    "unit_setting_archive": """
+        SELECT m.name, v.relation_id, a.unit_name, a.key, a.value
+        FROM relation_unit_setting_archive a JOIN model m ON m.uuid = a.model_uuid
+        JOIN v_relation_endpoint v ON v.model_uuid = a.model_uuid
+             AND v.relation_endpoint_uuid = a.relation_endpoint_uuid""",
     "relation_sequence": """
         SELECT m.name, s.value FROM relation_sequence s JOIN model m ON m.uuid = s.model_uuid""",
     "event_sequence": """
