@@ -44,6 +44,7 @@ from client.hooks import UnitHooks
 from client.rpc import RelationClient
 from daemon.migrate import apply_schema
 from daemon.retention import prune_batch
+from daemon.settings import Settings
 from handlers.db import init_connection
 from tests.domain import Domain, charm
 
@@ -288,14 +289,16 @@ async def latency_part(log_dir: Path, expired: int, seconds: float) -> dict[str,
                 before = await _latency_loop(client, model, rel, seconds)
 
                 pruned = 0
+                settings = Settings()  # the daemon's batch and pause (RELATIOND_EVENT_RETENTION_*)
 
                 async def prune() -> float:
                     nonlocal pruned
                     began = time.perf_counter()
                     async with pool.acquire() as conn:
-                        while (deleted := await prune_batch(conn, 7 * 86400, 1000)) and deleted:
+                        batch = settings.event_retention_batch
+                        while (deleted := await prune_batch(conn, 7 * 86400, batch)) and deleted:
                             pruned += deleted
-                            await asyncio.sleep(0.05)  # the daemon's default pause
+                            await asyncio.sleep(settings.event_retention_pause_seconds)
                     return time.perf_counter() - began
 
                 pruning = asyncio.create_task(prune())
@@ -313,6 +316,8 @@ async def latency_part(log_dir: Path, expired: int, seconds: float) -> dict[str,
     base = (b["p50_ms"] + a["p50_ms"]) / 2
     return {
         "expired_events": expired,
+        "batch": settings.event_retention_batch,
+        "pause_seconds": settings.event_retention_pause_seconds,
         "pruned": pruned,
         "prune_seconds": round(prune_s, 1),
         "before": b,
