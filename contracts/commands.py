@@ -6,12 +6,15 @@ fields are refused, types are strict, strings and maps are bounded.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from contracts.charm import CharmMetadata
+from contracts.errors import ErrorCode as E
+from contracts.events import ChangeEvent
 from contracts.names import (
     ApplicationName,
     EndpointRef,
@@ -20,6 +23,23 @@ from contracts.names import (
     RelationRef,
     UnitName,
 )
+from contracts.replies import (
+    AccessInfo,
+    ApplicationInfo,
+    DeployResult,
+    EndpointInfo,
+    LeaderResult,
+    LifeResult,
+    ModelInfo,
+    RelationInfo,
+    RelationLifeResult,
+    ScopeResult,
+    SettingsResult,
+    StatusResult,
+    UnitRelationInfo,
+    UnitsResult,
+)
+from contracts.snapshot import ModelSnapshot
 from contracts.storable import BigIntCount, StorableText
 
 SettingKey = Annotated[StorableText, StringConstraints(min_length=1, max_length=256)]
@@ -54,6 +74,37 @@ class _Command(BaseModel):
 
     # Reads run in a read-only transaction and are not deduplicated.
     read_only: ClassVar[bool] = False
+    # Set by @declare: what the ok reply's result is, the access level the sender needs on the
+    # command's model (None: any authenticated user) and every domain error code it may return.
+    result_type: ClassVar[Any]
+    access: ClassVar[AccessLevel | None]
+    raises: ClassVar[frozenset[E]]
+
+
+C = TypeVar("C", bound=type[_Command])
+
+# What refusing access to a model's command can answer, added to each such declaration.
+_ACCESS_ERRORS = (E.ModelNotFound, E.PermissionDenied)
+
+
+def declare(result: Any, *, access: AccessLevel | None, raises: Iterable[E] = ()) -> Callable[[C], C]:
+    """Declare a command's result type, needed access and domain error codes, in one place.
+
+    A command that needs access to a model may also be refused with ModelNotFound and
+    PermissionDenied; those are added here. Transport codes (InvalidCommand, Unauthorized,
+    RateLimited, PayloadTooLarge of the body, Internal) can answer any command and are not listed.
+    """
+
+    def apply(cls: C) -> C:
+        cls.result_type = result
+        cls.access = access
+        cls.raises = frozenset(raises) | (frozenset(_ACCESS_ERRORS) if access is not None else frozenset())
+        return cls
+
+    return apply
+
+
+READ, WRITE, ADMIN = AccessLevel.read, AccessLevel.write, AccessLevel.admin
 
 
 class _ModelCommand(_Command):
@@ -63,6 +114,7 @@ class _ModelCommand(_Command):
 # ---- models ---------------------------------------------------------------------------------
 
 
+@declare(ModelInfo, access=None, raises=[E.ModelAlreadyExists])
 class CreateModel(_Command):
     """Create a model (a tenant)."""
 
@@ -70,6 +122,7 @@ class CreateModel(_Command):
     name: ModelName
 
 
+@declare(list[ModelInfo], access=None)
 class ListModels(_Command):
     """List every model."""
 
@@ -77,6 +130,7 @@ class ListModels(_Command):
     read_only: ClassVar[bool] = True
 
 
+@declare(ModelInfo, access=ADMIN)
 class RemoveModel(_ModelCommand):
     """Remove a model and everything in it (admin)."""
 
@@ -86,6 +140,7 @@ class RemoveModel(_ModelCommand):
 # ---- access ---------------------------------------------------------------------------------
 
 
+@declare(AccessInfo, access=ADMIN)
 class Grant(_ModelCommand):
     """Give a broker user access to a model (admin). Raising a level never lowers it."""
 
@@ -94,6 +149,7 @@ class Grant(_ModelCommand):
     level: AccessLevel
 
 
+@declare(AccessInfo, access=ADMIN)
 class Revoke(_ModelCommand):
     """Take a level away, as `juju revoke` does: revoking write leaves read; read leaves none."""
 
@@ -102,6 +158,7 @@ class Revoke(_ModelCommand):
     level: AccessLevel = AccessLevel.read
 
 
+@declare(list[AccessInfo], access=None, raises=_ACCESS_ERRORS)
 class ListAccess(_Command):
     """Who has what: on one model (admin), or on every model the caller administers."""
 
@@ -113,6 +170,7 @@ class ListAccess(_Command):
 # ---- applications and units -----------------------------------------------------------------
 
 
+@declare(DeployResult, access=WRITE, raises=[E.ApplicationAlreadyExists, E.SubordinateUnitsNotAddable])
 class Deploy(_ModelCommand):
     """Deploy an application from the relation parts of its charm metadata."""
 
@@ -122,6 +180,11 @@ class Deploy(_ModelCommand):
     units: int = Field(default=0, ge=0, le=1000)
 
 
+@declare(
+    UnitsResult,
+    access=WRITE,
+    raises=[E.ApplicationNotFound, E.ApplicationNotAlive, E.SubordinateUnitsNotAddable],
+)
 class AddUnits(_ModelCommand):
     """Add units to a principal application."""
 
@@ -130,6 +193,7 @@ class AddUnits(_ModelCommand):
     count: int = Field(default=1, ge=1, le=1000)
 
 
+@declare(LeaderResult, access=WRITE, raises=[E.UnitNotFound])
 class SetLeader(_ModelCommand):
     """Make a unit its application's leader."""
 
@@ -137,6 +201,7 @@ class SetLeader(_ModelCommand):
     unit: UnitName
 
 
+@declare(LifeResult, access=WRITE, raises=[E.UnitNotFound])
 class RemoveUnit(_ModelCommand):
     """Make a unit dying; it is removed once it is in no relation scope and has no subordinates."""
 
@@ -144,6 +209,7 @@ class RemoveUnit(_ModelCommand):
     unit: UnitName
 
 
+@declare(LifeResult, access=WRITE, raises=[E.ApplicationNotFound])
 class RemoveApplication(_ModelCommand):
     """Make an application, its units and its relations dying."""
 
@@ -154,6 +220,21 @@ class RemoveApplication(_ModelCommand):
 # ---- relations ------------------------------------------------------------------------------
 
 
+@declare(
+    RelationInfo,
+    access=WRITE,
+    raises=[
+        E.ApplicationNotFound,
+        E.ApplicationNotAlive,
+        E.CompatibleEndpointsNotFound,
+        E.AmbiguousRelation,
+        E.RelationAlreadyExists,
+        E.ContainerScopeRequiresSubordinate,
+        E.EndpointQuotaLimitExceeded,
+        E.ApplicationNotFoundForRelation,
+        E.PayloadTooLarge,
+    ],
+)
 class Integrate(_ModelCommand):
     """Relate two applications: ``endpoints`` are two ``app[:endpoint]`` identifiers."""
 
@@ -164,6 +245,17 @@ class Integrate(_ModelCommand):
     )
 
 
+@declare(
+    RelationLifeResult,
+    access=WRITE,
+    raises=[
+        E.RelationNotFound,
+        E.ApplicationNotFound,
+        E.AmbiguousRelation,
+        E.CannotRemovePeerRelation,
+        E.InvalidCommand,
+    ],
+)
 class RemoveRelation(_ModelCommand):
     """Make a relation dying (status broken); removed once no unit is in its scope.
 
@@ -175,6 +267,19 @@ class RemoveRelation(_ModelCommand):
     endpoints: Annotated[list[EndpointRef], Field(min_length=2, max_length=2)] | None = None
 
 
+@declare(
+    ScopeResult,
+    access=WRITE,
+    raises=[
+        E.RelationNotFound,
+        E.UnitNotFound,
+        E.UnitNotInRelation,
+        E.CannotEnterScopeNotAlive,
+        E.CannotEnterScopeSubordinateNotAlive,
+        E.PotentialRelationUnitNotValid,
+        E.PayloadTooLarge,
+    ],
+)
 class EnterScope(_ModelCommand):
     """A unit enters a relation's scope, optionally replacing its settings."""
 
@@ -184,6 +289,7 @@ class EnterScope(_ModelCommand):
     settings: Settings | None = None
 
 
+@declare(ScopeResult, access=WRITE, raises=[E.RelationNotFound, E.UnitNotFound, E.UnitNotInRelation])
 class LeaveScope(_ModelCommand):
     """A unit leaves a relation's scope."""
 
@@ -192,6 +298,17 @@ class LeaveScope(_ModelCommand):
     unit: UnitName
 
 
+@declare(
+    SettingsResult,
+    access=WRITE,
+    raises=[
+        E.RelationNotFound,
+        E.UnitNotFound,
+        E.UnitNotInRelation,
+        E.RelationUnitNotFound,
+        E.PayloadTooLarge,
+    ],
+)
 class SetUnitSettings(_ModelCommand):
     """Merge into a unit's settings in a relation (the unit must be in scope)."""
 
@@ -201,6 +318,11 @@ class SetUnitSettings(_ModelCommand):
     settings: Settings
 
 
+@declare(
+    SettingsResult,
+    access=WRITE,
+    raises=[E.RelationNotFound, E.UnitNotFound, E.UnitNotInRelation, E.NotLeader, E.PayloadTooLarge],
+)
 class SetApplicationSettings(_ModelCommand):
     """Merge into the settings of ``unit``'s application in a relation; ``unit`` must lead."""
 
@@ -210,6 +332,17 @@ class SetApplicationSettings(_ModelCommand):
     settings: Settings
 
 
+@declare(
+    StatusResult,
+    access=WRITE,
+    raises=[
+        E.RelationNotFound,
+        E.UnitNotFound,
+        E.UnitNotInRelation,
+        E.NotLeader,
+        E.RelationStatusTransitionNotValid,
+    ],
+)
 class SetRelationStatus(_ModelCommand):
     """The leader ``unit`` sets the relation's status."""
 
@@ -227,12 +360,14 @@ class _Read(_ModelCommand):
     read_only: ClassVar[bool] = True
 
 
+@declare(list[ApplicationInfo], access=READ)
 class ListApplications(_Read):
     """Applications of a model with their units, leader and life."""
 
     type: Literal["list_applications"] = "list_applications"
 
 
+@declare(RelationInfo, access=READ, raises=[E.RelationNotFound])
 class GetRelation(_Read):
     """One relation's details, by id or UUID."""
 
@@ -240,6 +375,7 @@ class GetRelation(_Read):
     relation: RelationRef
 
 
+@declare(list[RelationInfo], access=READ, raises=[E.ApplicationNotFound])
 class ListRelations(_Read):
     """All relations of a model, or of one application."""
 
@@ -247,6 +383,7 @@ class ListRelations(_Read):
     application: ApplicationName | None = None
 
 
+@declare(list[EndpointInfo], access=READ, raises=[E.ApplicationNotFound])
 class ApplicationEndpoints(_Read):
     """An application's endpoints."""
 
@@ -254,6 +391,7 @@ class ApplicationEndpoints(_Read):
     application: ApplicationName
 
 
+@declare(list[int], access=READ, raises=[E.ApplicationNotFound, E.RelationEndpointNotFound])
 class RelationIds(_Read):
     """The ids of the relations on ``app:endpoint`` (``relation-ids``)."""
 
@@ -261,6 +399,11 @@ class RelationIds(_Read):
     endpoint: EndpointRef
 
 
+@declare(
+    list[str],
+    access=READ,
+    raises=[E.RelationNotFound, E.UnitNotFound, E.UnitNotInRelation, E.ApplicationNotFoundForRelation],
+)
 class RelationUnits(_Read):
     """The units in a relation's scope, optionally of one application (``relation-list``).
 
@@ -274,6 +417,11 @@ class RelationUnits(_Read):
     as_unit: UnitName | None = None
 
 
+@declare(
+    dict[str, str],
+    access=READ,
+    raises=[E.RelationNotFound, E.UnitNotFound, E.UnitNotInRelation, E.RelationUnitNotFound],
+)
 class GetUnitSettings(_Read):
     """A unit's settings in a relation; ``as_unit`` checks the read as that unit's.
 
@@ -288,6 +436,18 @@ class GetUnitSettings(_Read):
     as_unit: UnitName | None = None
 
 
+@declare(
+    dict[str, str],
+    access=READ,
+    raises=[
+        E.RelationNotFound,
+        E.ApplicationNotFound,
+        E.ApplicationNotFoundForRelation,
+        E.UnitNotFound,
+        E.UnitNotInRelation,
+        E.NotLeader,
+    ],
+)
 class GetApplicationSettings(_Read):
     """An application's settings in a relation; ``as_unit`` checks the read as that unit's."""
 
@@ -297,6 +457,11 @@ class GetApplicationSettings(_Read):
     as_unit: UnitName | None = None
 
 
+@declare(
+    str,
+    access=READ,
+    raises=[E.RelationNotFound, E.ApplicationNotFound, E.RelationEndpointNotFound],
+)
 class RelationEndpointUuid(_Read):
     """The relation endpoint UUID of an application in a relation."""
 
@@ -305,6 +470,7 @@ class RelationEndpointUuid(_Read):
     application: ApplicationName
 
 
+@declare(list[UnitRelationInfo], access=READ, raises=[E.UnitNotFound])
 class UnitRelations(_Read):
     """The relations a unit's application is in, with scope and suspension for the unit."""
 
@@ -312,6 +478,7 @@ class UnitRelations(_Read):
     unit: UnitName
 
 
+@declare(list[ChangeEvent], access=READ, raises=[E.EventsExpired])
 class EventsAfter(_Read):
     """The model's change events after sequence ``after`` (replay for watchers)."""
 
@@ -322,6 +489,7 @@ class EventsAfter(_Read):
     relation_id: BigIntCount | None = None
 
 
+@declare(ModelSnapshot, access=READ, raises=[E.UnitNotFound])
 class Snapshot(_Read):
     """What ``unit`` (or, without one, a watcher of the model) needs to know now, and the log
     position it corresponds to: relations, units in scope, settings hashes (resume without replay)."""
@@ -367,15 +535,7 @@ Command = Annotated[
 COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
 
 COMMAND_TYPES: dict[str, type[_Command]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        CreateModel, ListModels, RemoveModel, Grant, Revoke, ListAccess,
-        Deploy, AddUnits, SetLeader, RemoveUnit, RemoveApplication,
-        Integrate, RemoveRelation, EnterScope, LeaveScope, SetUnitSettings,
-        SetApplicationSettings, SetRelationStatus, ListApplications, GetRelation, ListRelations,
-        ApplicationEndpoints, RelationIds, RelationUnits, GetUnitSettings,
-        GetApplicationSettings, RelationEndpointUuid, UnitRelations, EventsAfter, Snapshot,
-    )
-}  # fmt: skip
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Command)[0])
+}
 
 AnyCommand = _Command

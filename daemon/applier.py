@@ -11,8 +11,8 @@ successful path does not pay for.
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -21,8 +21,8 @@ from contracts import errors
 from contracts.errors import RelationdError
 from contracts.events import routing_key
 from contracts.names import is_uuid
-from handlers import ACTOR_HANDLERS, HANDLERS, Actor, Change, access, authorize, lookup
-from handlers import Outcome as HandlerOutcome
+from daemon.disposition import Disposition
+from handlers import Actor, Change, Context, access, authorize, lookup, run
 
 SYSTEM = Actor.system()
 
@@ -34,23 +34,20 @@ ON CONFLICT (command_id) DO NOTHING
 RETURNING command_id
 """
 # The opening of a write that needs access to a model, in one round trip: claim the command id,
-# lock the model and read the acting user's level on it. Always one row; a claim taken for a
-# command that is then refused is rolled back with the rest.
-_CLAIM_LOCKING_MODEL = """
-WITH claim AS (
+# lock the model and read the acting user's level on it (handlers/lookup.py's model-and-access
+# query). Always one row; a claim taken for a command that is then refused is rolled back with
+# the rest.
+_CLAIM_CTE = """claim AS (
     INSERT INTO processed_command (command_id, command_type, body_sha256, sender) VALUES ($3, $4, $5, $2)
     ON CONFLICT (command_id) DO NOTHING
     RETURNING command_id
-), m AS (
-    SELECT uuid, name FROM model WHERE {model_matches} FOR NO KEY UPDATE
-)
-SELECT EXISTS (SELECT FROM claim) AS claimed, m.uuid, m.name, a.level_id
-FROM (SELECT) AS one
-LEFT JOIN m ON true
-LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = $2
-"""
-_CLAIM_LOCKING_MODEL_BY_NAME = _CLAIM_LOCKING_MODEL.format(model_matches="name = $1")
-_CLAIM_LOCKING_MODEL_BY_UUID = _CLAIM_LOCKING_MODEL.format(model_matches="uuid = $1::uuid")
+), """
+_CLAIM_LOCKING_MODEL = {
+    by_uuid: lookup.model_access_sql(
+        by_uuid=by_uuid, lock=True, before=_CLAIM_CTE, columns="EXISTS (SELECT FROM claim) AS claimed, "
+    )
+    for by_uuid in (False, True)
+}
 _STORED = "SELECT body_sha256, reply, sender FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # The end of a command that changed its model, in one round trip: number its events (gapless per
@@ -77,16 +74,6 @@ WITH seq AS (
 )
 SELECT count(*) FROM events
 """
-
-
-class Disposition(StrEnum):
-    """How a command ended, for logs and metrics."""
-
-    applied = "applied"
-    refused = "refused"  # a domain error, stored as the reply
-    duplicate = "duplicate"  # answered from the store
-    read = "read"
-    denied = "denied"  # not authorised; nothing stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +107,6 @@ class _Denied(Exception):
         self.err = err
 
 
-async def _run(conn: Any, cmd: Any, actor: Actor) -> HandlerOutcome:
-    if cmd.type in ACTOR_HANDLERS:
-        return await ACTOR_HANDLERS[cmd.type](conn, cmd, actor)
-    return await HANDLERS[cmd.type](conn, cmd)
-
-
 async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor = SYSTEM) -> Applied:
     """Apply one validated command for ``actor`` on ``conn`` in a transaction of its own.
 
@@ -133,14 +114,14 @@ async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor 
     sent again. Transient database errors propagate; the caller retries the whole call.
     """
     if cmd.read_only:
-        with lookup.one_transaction():
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                try:
-                    await authorize(conn, actor, cmd)
-                    outcome = await _run(conn, cmd, actor)
-                except RelationdError as err:
-                    return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
-                return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            ctx = Context(conn, actor)
+            try:
+                await authorize(ctx, cmd)
+                outcome = await run(ctx, cmd)
+            except RelationdError as err:
+                return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
+            return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
     try:
         return await _write(conn, command_id, digest, cmd, actor, savepoint=False)
     except _Refused:
@@ -156,53 +137,52 @@ class _Refused(Exception):
 async def _write(
     conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor, *, savepoint: bool
 ) -> Applied:
-    with lookup.one_transaction():
-        try:
-            async with conn.transaction():
-                claimed, refusal = await _claim_and_authorize(conn, command_id, digest, cmd, actor)
-                if not claimed:
-                    return await _stored(conn, command_id, digest, cmd, actor, refusal)
-                if refusal is not None:
-                    raise _Denied(refusal)
-                if not savepoint:
-                    try:
-                        outcome = await _run(conn, cmd, actor)
-                    except RelationdError:
-                        raise _Refused from None
+    try:
+        async with conn.transaction():
+            ctx = Context(conn, actor)
+            claimed, refusal = await _claim_and_authorize(ctx, command_id, digest, cmd)
+            if not claimed:
+                return await _stored(conn, command_id, digest, cmd, actor, refusal)
+            if refusal is not None:
+                raise _Denied(refusal)
+            # With a savepoint a refusal rolls back to it and leaves only the stored reply.
+            handler_scope: AbstractAsyncContextManager[Any] = (
+                conn.transaction() if savepoint else nullcontext()
+            )
+            try:
+                async with handler_scope:
+                    outcome = await run(ctx, cmd)
                     reply = ok_reply(command_id, cmd.type, outcome.result)
                     await finish(conn, outcome.changes, command_id, reply)
-                    return Applied(reply, Disposition.applied, len(outcome.changes))
-                try:
-                    async with conn.transaction():  # savepoint: a refusal leaves only the stored reply
-                        outcome = await _run(conn, cmd, actor)
-                        reply = ok_reply(command_id, cmd.type, outcome.result)
-                        await finish(conn, outcome.changes, command_id, reply)
-                except RelationdError as err:
-                    reply = error_reply(command_id, cmd.type, err)
-                    await conn.execute(_STORE_REPLY, command_id, reply)
-                    return Applied(reply, Disposition.refused)
-                return Applied(reply, Disposition.applied, len(outcome.changes))
-        except _Denied as denied:
-            return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
+            except RelationdError as err:
+                if not savepoint:
+                    raise _Refused from None
+                reply = error_reply(command_id, cmd.type, err)
+                await conn.execute(_STORE_REPLY, command_id, reply)
+                return Applied(reply, Disposition.refused)
+            return Applied(reply, Disposition.applied, len(outcome.changes))
+    except _Denied as denied:
+        return Applied(error_reply(command_id, cmd.type, denied.err), Disposition.denied)
 
 
 async def _claim_and_authorize(
-    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor
+    ctx: Context, command_id: str, digest: str, cmd: Any
 ) -> tuple[bool, RelationdError | None]:
     """Claim the command id for ``actor`` and check the actor's access, in one round trip.
 
     Returns whether the id was claimed now (False: a duplicate) and the refusal the actor gets
     without a stored reply (ModelNotFound, PermissionDenied), None when the actor may send ``cmd``.
     """
+    actor = ctx.actor
     needed = access.level_to_check(actor, cmd)
     if needed is None:
-        claimed = await conn.fetchval(_CLAIM, command_id, cmd.type, digest, actor.user) is not None
+        claimed = await ctx.conn.fetchval(_CLAIM, command_id, cmd.type, digest, actor.user) is not None
         return claimed, None
-    query = _CLAIM_LOCKING_MODEL_BY_UUID if is_uuid(cmd.model) else _CLAIM_LOCKING_MODEL_BY_NAME
-    row = await conn.fetchrow(query, cmd.model, actor.user, command_id, cmd.type, digest)
+    query = _CLAIM_LOCKING_MODEL[is_uuid(cmd.model)]
+    row = await ctx.conn.fetchrow(query, cmd.model, actor.user, command_id, cmd.type, digest)
     if row["uuid"] is None:
         return row["claimed"], lookup.model_not_found(cmd.model)
-    lookup.remember_model(conn, cmd.model, row, locked=True)
+    ctx.knows_model(cmd.model, row, locked=True)
     try:
         access.check(actor, cmd, needed, row, row["level_id"])
     except RelationdError as err:

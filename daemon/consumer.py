@@ -21,8 +21,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from contracts import errors, topology, tracing
 from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
-from daemon.applier import Applied, Disposition, apply, error_reply
+from daemon.applier import Applied, apply, error_reply
 from daemon.broker import Broker
+from daemon.disposition import Disposition
 from daemon.fairness import from_settings as fairness_from_settings
 from daemon.parsing import Parsed, parse
 from daemon.settings import Settings

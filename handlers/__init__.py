@@ -1,11 +1,28 @@
 """The relation domain: one async handler per command, over a connection in a transaction.
 
-Handlers know nothing of AMQP. Each takes ``(connection, command)``, runs inside a transaction the
+Handlers know nothing of AMQP. Each registers against its command's contract class
+(:func:`~handlers.registry.handles`), takes ``(context, command)``, runs inside a transaction the
 caller owns, and returns an :class:`~handlers.outcome.Outcome`: the result and the changes it made.
 """
 
-from handlers.access import Actor, authorize
+# Importing the handler modules registers their handlers.
+from handlers import (  # noqa: F401
+    access,
+    applications,
+    events,
+    integrate,
+    models,
+    relations,
+    scope,
+    settings,
+    snapshot,
+    status,
+)
+from handlers.access import authorize
+from handlers.context import Actor, Context
 from handlers.outcome import Change, Outcome
-from handlers.registry import ACTOR_HANDLERS, HANDLERS, Handler
+from handlers.registry import HANDLERS, Handler, check_complete, run
 
-__all__ = ["ACTOR_HANDLERS", "HANDLERS", "Actor", "Change", "Handler", "Outcome", "authorize"]
+check_complete()
+
+__all__ = ["HANDLERS", "Actor", "Change", "Context", "Handler", "Outcome", "authorize", "run"]

@@ -6,23 +6,19 @@ it into an :class:`Actor`. Every command needs a level on its model; refusals ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from contracts import errors
-from contracts.commands import AccessLevel, Grant, ListAccess, ListModels, RemoveModel, Revoke
+from contracts.commands import AccessLevel, AnyCommand, Grant, ListAccess, ListModels, RemoveModel, Revoke
 from contracts.events import Namespace
 from contracts.replies import AccessInfo, ModelInfo
 from handlers import lookup
+from handlers.context import Actor, Context
 from handlers.outcome import Change, Outcome
+from handlers.registry import handles
 
 _LEVEL_ID = {AccessLevel.read: 0, AccessLevel.write: 1, AccessLevel.admin: 2}
 _LEVEL_NAME = {v: k for k, v in _LEVEL_ID.items()}
-
-# Commands that need admin; read-only commands need read; every other model command write.
-_ADMIN_COMMANDS = frozenset({"grant", "revoke", "remove_model"})
-# Commands any authenticated user may send (they name no existing model, or filter by access).
-_OPEN_COMMANDS = frozenset({"create_model", "list_models", "list_access"})
 
 _LEVEL_OF = """
 SELECT level_id FROM model_access WHERE model_uuid = $1 AND user_name = $2
@@ -65,34 +61,16 @@ _REMOVE_MODEL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The user a command acts for. A superuser (or the system itself) may do everything."""
-
-    user: str | None
-    superuser: bool = False
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(None, superuser=True)
-
-    def __str__(self) -> str:
-        return self.user or "(system)"
+def required_level(cmd: AnyCommand) -> AccessLevel | None:
+    """The access a command needs on its model, as it declares; None for commands open to every
+    user."""
+    return cmd.access
 
 
-def required_level(cmd: Any) -> AccessLevel | None:
-    """The access a command needs on its model; None for commands open to every user."""
-    if cmd.type in _OPEN_COMMANDS:
-        return None
-    if cmd.type in _ADMIN_COMMANDS:
-        return AccessLevel.admin
-    return AccessLevel.read if cmd.read_only else AccessLevel.write
-
-
-def level_to_check(actor: Actor, cmd: Any) -> AccessLevel | None:
+def level_to_check(actor: Actor, cmd: AnyCommand) -> AccessLevel | None:
     """The level ``actor`` needs on ``cmd``'s model; None when nothing is to be checked."""
     needed = required_level(cmd)
-    if cmd.type == "list_access" and cmd.model is not None:
+    if isinstance(cmd, ListAccess) and cmd.model is not None:
         needed = AccessLevel.admin
     return None if actor.superuser else needed
 
@@ -110,18 +88,21 @@ def check(actor: Actor, cmd: Any, needed: AccessLevel, model: Any, level_id: int
         )
 
 
-async def authorize(conn: Any, actor: Actor, cmd: Any) -> None:
+async def authorize(ctx: Context, cmd: AnyCommand) -> None:
     """Raises PermissionDenied (naming user, model and level) unless the actor may send cmd.
 
-    Also ModelNotFound, and for list_access on one model, admin is required.
+    Also ModelNotFound, and for list_access on one model, admin is required. The model row read
+    (locked, for a write) is kept in ``ctx`` for the handler.
     """
-    needed = level_to_check(actor, cmd)
+    needed = level_to_check(ctx.actor, cmd)
     if needed is None:
         return
-    # A write takes the model lock here, which its handler then finds taken (lookup.model). The
-    # daemon checks writes in its opening statement (daemon/applier.py) and calls this for reads.
-    model, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=not cmd.read_only)
-    check(actor, cmd, needed, model, level_id)
+    # The daemon checks writes in its opening statement (daemon/applier.py) and calls this for reads.
+    ref: str = cmd.model  # type: ignore[attr-defined]  # a command needing access names its model
+    lock = not cmd.read_only
+    model, level_id = await lookup.model_and_level(ctx.conn, ref, ctx.actor.user, lock=lock)
+    ctx.knows_model(ref, model, locked=lock)
+    check(ctx.actor, cmd, needed, model, level_id)
 
 
 async def grant_creator(conn: Any, actor: Actor, model_uuid: str) -> None:
@@ -140,12 +121,14 @@ def _change(model_uuid: str, kind: str, user: str, level: AccessLevel | None) ->
     )
 
 
-async def grant(conn: Any, cmd: Grant, actor: Actor) -> Outcome:
+@handles(Grant)
+async def grant(ctx: Context, cmd: Grant) -> Outcome:
     """Raise a user's access to ``level``; a lower grant than the user has changes nothing.
 
     Raises ModelNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, _LEVEL_ID[cmd.level])
     level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], cmd.user)
     level = _LEVEL_NAME[level_id]
@@ -153,12 +136,14 @@ async def grant(conn: Any, cmd: Grant, actor: Actor) -> Outcome:
     return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level.value), out)
 
 
-async def revoke(conn: Any, cmd: Revoke, actor: Actor) -> Outcome:
+@handles(Revoke)
+async def revoke(ctx: Context, cmd: Revoke) -> Outcome:
     """Lower a user's access to below ``level`` (revoking read removes all access).
 
     Raises ModelNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     current = await conn.fetchval(_LEVEL_OF, m, cmd.user)
     target = _LEVEL_ID[cmd.level] - 1
@@ -175,10 +160,13 @@ async def revoke(conn: Any, cmd: Revoke, actor: Actor) -> Outcome:
     return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level), out)
 
 
-async def list_access(conn: Any, cmd: ListAccess, actor: Actor) -> Outcome:
+@handles(ListAccess)
+async def list_access(ctx: Context, cmd: ListAccess) -> Outcome:
     """Access on one model, or on every model the actor administers (all, for superusers)."""
+    conn = ctx.conn
+    actor = ctx.actor
     if cmd.model is not None:
-        model = await lookup.model(conn, cmd.model, lock=False)
+        model = await ctx.model(cmd.model, lock=False)
         rows = await conn.fetch(_MODEL_ACCESS, model["uuid"])
     else:
         rows = await conn.fetch(_ADMINISTERED_ACCESS, None if actor.superuser else actor.user)
@@ -190,18 +178,23 @@ async def list_access(conn: Any, cmd: ListAccess, actor: Actor) -> Outcome:
     )
 
 
-async def list_models(conn: Any, cmd: ListModels, actor: Actor) -> Outcome:
+@handles(ListModels)
+async def list_models(ctx: Context, cmd: ListModels) -> Outcome:
     """The models the actor has any access to (every model, for superusers)."""
+    conn = ctx.conn
+    actor = ctx.actor
     rows = await conn.fetch(_VISIBLE_MODELS, None if actor.superuser else actor.user)
     return Outcome([ModelInfo(uuid=r["uuid"], name=r["name"]) for r in rows])
 
 
-async def remove_model(conn: Any, cmd: RemoveModel, actor: Actor) -> Outcome:
+@handles(RemoveModel)
+async def remove_model(ctx: Context, cmd: RemoveModel) -> Outcome:
     """Remove a model and all it holds. Its change log stays, ending with ``model removed``.
 
     Raises ModelNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     for statement in _REMOVE_MODEL:
         await conn.execute(statement, model["uuid"])
     change = Change(model["uuid"], Namespace.model, "removed", {"model": model["name"]})

@@ -26,7 +26,9 @@ from contracts.replies import (
     UnitsResult,
 )
 from handlers import changes, lifecycle, lookup
+from handlers.context import Context
 from handlers.outcome import Change, Outcome
+from handlers.registry import handles
 from handlers.relation_rows import create_relation
 
 Record = Any
@@ -110,13 +112,15 @@ def endpoint_info(row: Record) -> EndpointInfo:
     )
 
 
-async def deploy(conn: Any, cmd: Deploy) -> Outcome:
+@handles(Deploy)
+async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
     """Deploy an application: its charm's endpoints, ``juju-info``, peer relations and units.
 
     Raises ModelNotFound, SubordinateUnitsNotAddable (units asked of a subordinate charm),
     ApplicationAlreadyExists.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     if cmd.charm.subordinate and cmd.units:
         raise errors.SubordinateUnitsNotAddable(
@@ -216,12 +220,14 @@ async def add_subordinate_unit(
     return names[0], out
 
 
-async def add_units(conn: Any, cmd: AddUnits) -> Outcome:
+@handles(AddUnits)
+async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
     """Add units; the first unit of a leaderless application becomes its leader.
 
     Raises ModelNotFound, ApplicationNotFound, ApplicationNotAlive, SubordinateUnitsNotAddable.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     app = await lookup.application(conn, model["uuid"], cmd.application)
     if app["life_id"] != lookup.ALIVE:
         raise errors.ApplicationNotAlive(
@@ -238,9 +244,11 @@ async def add_units(conn: Any, cmd: AddUnits) -> Outcome:
     return Outcome(UnitsResult(units=names), out)
 
 
-async def set_leader(conn: Any, cmd: SetLeader) -> Outcome:
+@handles(SetLeader)
+async def set_leader(ctx: Context, cmd: SetLeader) -> Outcome:
     """Make a unit its application's leader. Raises ModelNotFound, UnitNotFound."""
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     unit = await lookup.unit(conn, model["uuid"], cmd.unit)
     changed = await conn.fetchval(_SET_LEADER, model["uuid"], unit["application_uuid"], unit["uuid"])
     out = []
@@ -249,12 +257,14 @@ async def set_leader(conn: Any, cmd: SetLeader) -> Outcome:
     return Outcome(LeaderResult(leader=cmd.unit), out)
 
 
-async def remove_unit(conn: Any, cmd: RemoveUnit) -> Outcome:
+@handles(RemoveUnit)
+async def remove_unit(ctx: Context, cmd: RemoveUnit) -> Outcome:
     """Make a unit (and its subordinates) dying; removed once in no scope and without subordinates.
 
     Idempotent. Raises ModelNotFound, UnitNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     unit = await lookup.unit(conn, model["uuid"], cmd.unit)
     out = await lifecycle.unit_dying(conn, model["uuid"], unit["uuid"])
     out += await lifecycle.reap(conn, model["uuid"])
@@ -262,12 +272,14 @@ async def remove_unit(conn: Any, cmd: RemoveUnit) -> Outcome:
     return Outcome(LifeResult(name=cmd.unit, life="dead" if gone else "dying"), out)
 
 
-async def remove_application(conn: Any, cmd: RemoveApplication) -> Outcome:
+@handles(RemoveApplication)
+async def remove_application(ctx: Context, cmd: RemoveApplication) -> Outcome:
     """Make an application, its units and its relations dying; remove what nothing holds.
 
     Idempotent. Raises ModelNotFound, ApplicationNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     app = await lookup.application(conn, m, cmd.application)
     out: list[Change] = []
@@ -286,8 +298,10 @@ async def remove_application(conn: Any, cmd: RemoveApplication) -> Outcome:
     return Outcome(LifeResult(name=cmd.application, life="dead" if gone else "dying"), out)
 
 
-async def list_applications(conn: Any, cmd: ListApplications) -> Outcome:
-    model = await lookup.model(conn, cmd.model, lock=False)
+@handles(ListApplications)
+async def list_applications(ctx: Context, cmd: ListApplications) -> Outcome:
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     rows = await conn.fetch(_LIST_APPLICATIONS, model["uuid"])
     return Outcome(
         [
@@ -303,9 +317,11 @@ async def list_applications(conn: Any, cmd: ListApplications) -> Outcome:
     )
 
 
-async def application_endpoints(conn: Any, cmd: ApplicationEndpoints) -> Outcome:
+@handles(ApplicationEndpoints)
+async def application_endpoints(ctx: Context, cmd: ApplicationEndpoints) -> Outcome:
     """Raises ModelNotFound, ApplicationNotFound."""
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     app = await lookup.application(conn, model["uuid"], cmd.application)
     rows = await conn.fetch(_APPLICATION_ENDPOINTS, model["uuid"], app["uuid"])
     return Outcome([endpoint_info(r) for r in rows])

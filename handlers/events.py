@@ -7,13 +7,12 @@ answered with a silent gap.
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import errors
 from contracts.commands import EventsAfter
 from contracts.events import ChangeEvent
-from handlers import lookup
+from handlers.context import Context
 from handlers.outcome import Outcome
+from handlers.registry import handles
 
 _EVENTS_AFTER = """
 SELECT event_id, model_uuid, seq, namespace, kind, key, payload, command_id, created_at
@@ -33,12 +32,14 @@ SELECT COALESCE((SELECT min(seq) FROM change_event WHERE model_uuid = $1),
 """
 
 
-async def events_after(conn: Any, cmd: EventsAfter) -> Outcome:
+@handles(EventsAfter)
+async def events_after(ctx: Context, cmd: EventsAfter) -> Outcome:
     """Events with ``seq > after`` in sequence order, at most ``limit``.
 
     Raises ModelNotFound, EventsExpired (events after ``after`` were deleted by retention).
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     rows = await conn.fetch(
         _EVENTS_AFTER, model["uuid"], cmd.after, cmd.namespace, cmd.relation_id, cmd.limit
     )

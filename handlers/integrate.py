@@ -11,8 +11,10 @@ from contracts.commands import Integrate
 from contracts.names import split_endpoint
 from contracts.replies import RelationInfo
 from handlers import changes, lookup
+from handlers.context import Context
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
+from handlers.registry import handles
 from handlers.relation_rows import create_relation, relation_endpoint_info
 from handlers.settings_bag import APPLICATION_BAG, write
 
@@ -37,14 +39,16 @@ ORDER BY a.name, e.endpoint_name
 _RELATION_BY_KEY = "SELECT relation_id FROM relation WHERE model_uuid = $1 AND key = $2"
 
 
-async def integrate(conn: Any, cmd: Integrate) -> Outcome:
+@handles(Integrate)
+async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
     """Create a relation between two applications' compatible endpoints, status joining.
 
     Raises ModelNotFound, ApplicationNotFound, ApplicationNotAlive, CompatibleEndpointsNotFound,
     AmbiguousRelation, RelationAlreadyExists, ContainerScopeRequiresSubordinate,
     EndpointQuotaLimitExceeded, ApplicationNotFoundForRelation (settings for a third application).
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     (app1_name, ep1_name), (app2_name, ep2_name) = (split_endpoint(e) for e in cmd.endpoints)
     rows = await conn.fetch(_APPLICATIONS, m, app1_name, app2_name)

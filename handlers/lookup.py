@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from contracts import errors
@@ -17,19 +14,34 @@ ALIVE, DYING, DEAD = 0, 1, 2
 
 _MODEL_BY_UUID = "SELECT uuid, name FROM model WHERE uuid = $1::uuid"
 _MODEL_BY_NAME = "SELECT uuid, name FROM model WHERE name = $1"
-# The model and the acting user's level on it (NULL: no access), for the access check.
-_MODEL_ACCESS_COLUMNS = """
-SELECT m.uuid, m.name, a.level_id FROM model m
+# The model ($1, name or UUID) and user $2's level on it (NULL: no access), for the access check:
+# always one row, whose uuid is NULL when there is no such model. The daemon puts its claim of
+# the command id before it (``before``, ``columns``), to open a write in one round trip.
+_MODEL_ACCESS = """
+WITH {before}m AS (
+    SELECT uuid, name FROM model WHERE {matches}{lock}
+)
+SELECT {columns}m.uuid, m.name, a.level_id
+FROM (SELECT) AS one
+LEFT JOIN m ON true
 LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = $2
 """
-_MODEL_ACCESS_BY_UUID = _MODEL_ACCESS_COLUMNS + "WHERE m.uuid = $1::uuid"
-_MODEL_ACCESS_BY_NAME = _MODEL_ACCESS_COLUMNS + "WHERE m.name = $1"
 
-# Model rows this command's transaction has read already, by (connection, reference), with
-# whether they are locked: the access check's lookup then serves the handler's too.
-_SEEN: ContextVar[dict[tuple[int, str], tuple[Record, bool]] | None] = ContextVar(
-    "relationd_models_seen", default=None
-)
+
+def model_access_sql(*, by_uuid: bool, lock: bool, before: str = "", columns: str = "") -> str:
+    """The model-and-access query; ``before``: CTEs ending in a comma, ``columns``: more columns
+    ending in a comma."""
+    return _MODEL_ACCESS.format(
+        before=before,
+        matches="uuid = $1::uuid" if by_uuid else "name = $1",
+        lock=" FOR NO KEY UPDATE" if lock else "",
+        columns=columns,
+    )
+
+
+_MODEL_ACCESS_SQL = {
+    (u, k): model_access_sql(by_uuid=u, lock=k) for u in (False, True) for k in (False, True)
+}
 
 _APPLICATION = """
 SELECT a.uuid, a.name, a.life_id, c.subordinate
@@ -72,24 +84,6 @@ ORDER BY position
 """
 
 
-@contextmanager
-def one_transaction() -> Iterator[None]:
-    """Scope of the model-row memo: one transaction (the caller opens one per attempt)."""
-    token = _SEEN.set({})
-    try:
-        yield
-    finally:
-        _SEEN.reset(token)
-
-
-def remember_model(conn: Any, ref: str, row: Record, *, locked: bool) -> None:
-    """Record a model row this transaction read (and with ``locked``, locked), so that
-    lookup.model finds it without a query."""
-    seen = _SEEN.get()
-    if seen is not None:
-        seen[(id(conn), ref)] = (row, locked)
-
-
 def model_not_found(ref: str) -> errors.RelationdError:
     return errors.ModelNotFound(f"model {ref!r} not found", model=ref)
 
@@ -99,16 +93,12 @@ async def model(conn: Any, ref: str, *, lock: bool) -> Record:
 
     Raises ModelNotFound.
     """
-    seen = _SEEN.get()
-    if seen is not None and (hit := seen.get((id(conn), ref))) is not None and (hit[1] or not lock):
-        return hit[0]
     query = _MODEL_BY_UUID if is_uuid(ref) else _MODEL_BY_NAME
     if lock:
         query += " FOR NO KEY UPDATE"
     row = await conn.fetchrow(query, ref)
     if row is None:
         raise model_not_found(ref)
-    remember_model(conn, ref, row, locked=lock)
     return row
 
 
@@ -117,13 +107,9 @@ async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) 
 
     Raises ModelNotFound.
     """
-    query = _MODEL_ACCESS_BY_UUID if is_uuid(ref) else _MODEL_ACCESS_BY_NAME
-    if lock:
-        query += " FOR NO KEY UPDATE OF m"
-    row = await conn.fetchrow(query, ref, user)
-    if row is None:
+    row = await conn.fetchrow(_MODEL_ACCESS_SQL[is_uuid(ref), lock], ref, user)
+    if row["uuid"] is None:
         raise model_not_found(ref)
-    remember_model(conn, ref, row, locked=lock)
     level: int | None = row["level_id"]
     return row, level
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from contracts import errors
 from contracts.commands import CreateModel
 from contracts.events import Namespace
 from contracts.replies import ModelInfo
 from handlers import access
-from handlers.access import Actor
+from handlers.context import Context
 from handlers.outcome import Change, Outcome
+from handlers.registry import handles
 
 _INSERT_MODEL = """
 INSERT INTO model (uuid, name) VALUES ($1, $2)
@@ -25,12 +25,15 @@ INSERT INTO model_event_sequence (model_uuid) VALUES ($1)
 _INSERT_ALPHA_SPACE = "INSERT INTO space (model_uuid, uuid, name) VALUES ($1, $2, 'alpha')"
 
 
-async def create_model(conn: Any, cmd: CreateModel, actor: Actor) -> Outcome:
+@handles(CreateModel)
+async def create_model(ctx: Context, cmd: CreateModel) -> Outcome:
     """Create a model with its relation and event sequences and the default space; the user who
     creates it is its admin.
 
     Raises ModelAlreadyExists when the name is taken.
     """
+    conn = ctx.conn
+    actor = ctx.actor
     model_uuid = str(uuid.uuid4())
     if await conn.fetchval(_INSERT_MODEL, model_uuid, cmd.name) is None:
         raise errors.ModelAlreadyExists(f"model {cmd.name!r} already exists", model=cmd.name)

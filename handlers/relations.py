@@ -16,7 +16,9 @@ from contracts.commands import (
 from contracts.names import split_endpoint
 from contracts.replies import RelationLifeResult, UnitRelationInfo
 from handlers import lifecycle, lookup
+from handlers.context import Context
 from handlers.outcome import Outcome
+from handlers.registry import handles
 from handlers.relation_rows import relation_info
 
 Record = Any
@@ -74,13 +76,15 @@ ORDER BY re.relation_id
 """
 
 
-async def remove_relation(conn: Any, cmd: RemoveRelation) -> Outcome:
+@handles(RemoveRelation)
+async def remove_relation(ctx: Context, cmd: RemoveRelation) -> Outcome:
     """Make a relation dying, status broken; removed at once if no unit is in scope. Idempotent.
 
     Raises ModelNotFound, RelationNotFound, CannotRemovePeerRelation, InvalidCommand (neither or
     both of relation and endpoints given), ApplicationNotFound, AmbiguousRelation.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     ref = await _relation_ref(conn, m, cmd)
     rel = await lookup.relation(conn, m, ref)
@@ -125,17 +129,21 @@ async def _relation_ref(conn: Any, model_uuid: str, cmd: RemoveRelation) -> int 
     return int(ids[0])
 
 
-async def get_relation(conn: Any, cmd: GetRelation) -> Outcome:
+@handles(GetRelation)
+async def get_relation(ctx: Context, cmd: GetRelation) -> Outcome:
     """Raises ModelNotFound, RelationNotFound."""
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     rel = await lookup.relation(conn, model["uuid"], cmd.relation)
     return Outcome(await relation_info(conn, model["uuid"], rel))
 
 
-async def list_relations(conn: Any, cmd: ListRelations) -> Outcome:
+@handles(ListRelations)
+async def list_relations(ctx: Context, cmd: ListRelations) -> Outcome:
     """All relations of the model, or of one application. Raises ModelNotFound,
     ApplicationNotFound."""
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     if cmd.application is None:
         ids = await conn.fetch(_RELATION_IDS_OF_MODEL, m)
@@ -149,12 +157,14 @@ async def list_relations(conn: Any, cmd: ListRelations) -> Outcome:
     return Outcome(infos)
 
 
-async def relation_ids(conn: Any, cmd: RelationIds) -> Outcome:
+@handles(RelationIds)
+async def relation_ids(ctx: Context, cmd: RelationIds) -> Outcome:
     """Ids of the relations on ``app:endpoint`` (or on every endpoint of ``app``).
 
     Raises ModelNotFound, ApplicationNotFound, RelationEndpointNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     app_name, endpoint = split_endpoint(cmd.endpoint)
     app = await lookup.application(conn, m, app_name)
@@ -169,12 +179,14 @@ async def relation_ids(conn: Any, cmd: RelationIds) -> Outcome:
     return Outcome([r["relation_id"] for r in rows])
 
 
-async def relation_endpoint_uuid(conn: Any, cmd: RelationEndpointUuid) -> Outcome:
+@handles(RelationEndpointUuid)
+async def relation_endpoint_uuid(ctx: Context, cmd: RelationEndpointUuid) -> Outcome:
     """The UUID of an application's endpoint in a relation.
 
     Raises ModelNotFound, ApplicationNotFound, RelationNotFound, RelationEndpointNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     await lookup.application(conn, m, cmd.application)
     rel = await lookup.relation(conn, m, cmd.relation)
@@ -190,10 +202,12 @@ async def relation_endpoint_uuid(conn: Any, cmd: RelationEndpointUuid) -> Outcom
     return Outcome(ep["relation_endpoint_uuid"])
 
 
-async def unit_relations(conn: Any, cmd: UnitRelations) -> Outcome:
+@handles(UnitRelations)
+async def unit_relations(ctx: Context, cmd: UnitRelations) -> Outcome:
     """The relations of the unit's application, with whether the unit is in scope and whether
     the relation is suspended. Raises ModelNotFound, UnitNotFound."""
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     unit = await lookup.unit(conn, m, cmd.unit)
     rows = await conn.fetch(_UNIT_RELATIONS, m, unit["application_uuid"], unit["uuid"])

@@ -10,7 +10,9 @@ from contracts.commands import EnterScope, LeaveScope, RelationUnits
 from contracts.replies import ScopeResult
 from handlers import changes, containers, lifecycle, lookup, settings_bag, unit_in_relation
 from handlers.applications import add_subordinate_unit
+from handlers.context import Context
 from handlers.outcome import Change, Outcome
+from handlers.registry import handles
 from handlers.relation_rows import units_in_scope
 
 Record = Any
@@ -55,7 +57,8 @@ RETURNING message
 """
 
 
-async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
+@handles(EnterScope)
+async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     """A unit enters a relation's scope; settings, if given, replace its bag.
 
     A principal unit entering a container-scoped relation with a subordinate application gets
@@ -66,7 +69,8 @@ async def enter_scope(conn: Any, cmd: EnterScope) -> Outcome:
     UnitNotInRelation, PotentialRelationUnitNotValid, CannotEnterScopeSubordinateNotAlive,
     PayloadTooLarge.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel, unit, endpoints = found.relation, found.unit, found.endpoints
@@ -148,7 +152,8 @@ def _check_subordinate_placement(unit: Record, other: Record, rel: Record) -> No
         )
 
 
-async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
+@handles(LeaveScope)
+async def leave_scope(ctx: Context, cmd: LeaveScope) -> Outcome:
     """A unit leaves a relation's scope; its settings are archived, readable until the relation
     is removed or the unit enters again. Idempotent.
 
@@ -157,7 +162,8 @@ async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
 
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)
@@ -173,7 +179,8 @@ async def leave_scope(conn: Any, cmd: LeaveScope) -> Outcome:
     return Outcome(ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=False), out)
 
 
-async def relation_units(conn: Any, cmd: RelationUnits) -> Outcome:
+@handles(RelationUnits)
+async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
     """Units in scope, optionally of one application (``relation-list``); as ``as_unit``, in a
     container-scoped relation, only those of its own container. Without it, every unit (the
     operator's view).
@@ -181,7 +188,8 @@ async def relation_units(conn: Any, cmd: RelationUnits) -> Outcome:
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
     ApplicationNotFoundForRelation.
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     named = cmd.as_unit is not None or cmd.application is not None

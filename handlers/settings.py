@@ -14,7 +14,9 @@ from contracts.commands import (
 from contracts.names import unit_application
 from contracts.replies import SettingsResult
 from handlers import changes, containers, lookup, settings_bag, unit_in_relation
+from handlers.context import Context
 from handlers.outcome import Outcome
+from handlers.registry import handles
 
 Record = Any
 
@@ -56,13 +58,15 @@ def _not_in_scope(rel: Record, unit: str, why: str = "") -> errors.RelationdErro
     )
 
 
-async def set_unit_settings(conn: Any, cmd: SetUnitSettings) -> Outcome:
+@handles(SetUnitSettings)
+async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     """Merge into a unit's settings; an event only if the bag's hash changes.
 
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
     RelationUnitNotFound (not in scope), PayloadTooLarge.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
@@ -80,13 +84,15 @@ async def set_unit_settings(conn: Any, cmd: SetUnitSettings) -> Outcome:
     return Outcome(SettingsResult(changed=write.changed, hash=write.sha256), out)
 
 
-async def set_application_settings(conn: Any, cmd: SetApplicationSettings) -> Outcome:
+@handles(SetApplicationSettings)
+async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) -> Outcome:
     """The leader merges into its application's settings in the relation.
 
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation, NotLeader,
     PayloadTooLarge.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
@@ -106,7 +112,8 @@ async def set_application_settings(conn: Any, cmd: SetApplicationSettings) -> Ou
     return Outcome(SettingsResult(changed=write.changed, hash=write.sha256), out)
 
 
-async def get_unit_settings(conn: Any, cmd: GetUnitSettings) -> Outcome:
+@handles(GetUnitSettings)
+async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
     """A unit's settings; a unit that left the relation's scope, its last ones (archived until the
     relation is removed or it enters again, even once the unit itself is removed).
 
@@ -116,7 +123,8 @@ async def get_unit_settings(conn: Any, cmd: GetUnitSettings) -> Outcome:
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
     RelationUnitNotFound (never entered; or, for ``as_unit``, in another container).
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
@@ -148,7 +156,8 @@ async def get_unit_settings(conn: Any, cmd: GetUnitSettings) -> Outcome:
     return Outcome({r["key"]: r["value"] for r in rows})
 
 
-async def get_application_settings(conn: Any, cmd: GetApplicationSettings) -> Outcome:
+@handles(GetApplicationSettings)
+async def get_application_settings(ctx: Context, cmd: GetApplicationSettings) -> Outcome:
     """An application's settings in a relation.
 
     Read as ``as_unit``: the other side's units may read; a unit of the application itself only
@@ -157,7 +166,8 @@ async def get_application_settings(conn: Any, cmd: GetApplicationSettings) -> Ou
     Raises ModelNotFound, RelationNotFound, ApplicationNotFound, ApplicationNotFoundForRelation,
     UnitNotFound, UnitNotInRelation, NotLeader.
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     await lookup.application(conn, m, cmd.application)

@@ -21,7 +21,9 @@ from contracts.snapshot import (
     UnitInScope,
 )
 from handlers import containers, lookup
+from handlers.context import Context
 from handlers.outcome import Outcome
+from handlers.registry import handles
 
 Record = Any
 
@@ -73,7 +75,8 @@ SELECT EXISTS (SELECT FROM application_leader
 """
 
 
-async def snapshot(conn: Any, cmd: Snapshot) -> Outcome:
+@handles(Snapshot)
+async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     """The model's relations now, or those ``cmd.unit`` can see, with the position they are at.
 
     For a unit: the relations its application is in; in each, whether the unit is in scope, the
@@ -81,7 +84,8 @@ async def snapshot(conn: Any, cmd: Snapshot) -> Outcome:
     principal and the principal's subordinates) with their settings hashes, and every application
     bag's hash. Raises ModelNotFound, UnitNotFound.
     """
-    model = await lookup.model(conn, cmd.model, lock=False)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     unit = await lookup.unit(conn, m, cmd.unit) if cmd.unit is not None else None
     rels = await conn.fetch(_RELATIONS, m, unit["application_uuid"] if unit else None)

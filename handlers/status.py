@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import errors
 from contracts.commands import RelationStatus, SetRelationStatus
 from contracts.replies import StatusResult
 from handlers import changes, lookup
+from handlers.context import Context
 from handlers.outcome import Outcome
+from handlers.registry import handles
 
 S = RelationStatus
 
@@ -50,13 +50,15 @@ def transition(current: RelationStatus, current_message: str, new: RelationStatu
     return message
 
 
-async def set_relation_status(conn: Any, cmd: SetRelationStatus) -> Outcome:
+@handles(SetRelationStatus)
+async def set_relation_status(ctx: Context, cmd: SetRelationStatus) -> Outcome:
     """The leader of an application in the relation sets its status.
 
     Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation, NotLeader,
     RelationStatusTransitionNotValid.
     """
-    model = await lookup.model(conn, cmd.model, lock=True)
+    conn = ctx.conn
+    model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)

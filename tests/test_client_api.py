@@ -105,6 +105,7 @@ async def test_every_command_has_a_typed_method(rec: Recording) -> None:
     assert AccessInfo(model=m, user="guest", level="admin") in await rec.list_access(m)
     events = await rec.events_after(m, 0, limit=5, namespace="unit")
     assert events and all(isinstance(e, ChangeEvent) and e.namespace == "unit" for e in events)
+    assert (await rec.snapshot(m)).seq >= events[-1].seq
     assert (await rec.remove_model(m)).name == m
     assert set(rec.sent) == set(COMMAND_TYPES)
 

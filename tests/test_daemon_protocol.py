@@ -133,6 +133,8 @@ async def test_every_command_type_round_trips(client: Any) -> None:
     assert (await call({"type": "remove_application", **m, "application": "mysql"}))["life"] == "dead"
     events = await call({"type": "events_after", **m, "after": 0})
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    snap = await call({"type": "snapshot", **m})
+    assert snap["seq"] == events[-1]["seq"]
     granted = await call({"type": "grant", **m, "user": "bob", "level": "write"})
     assert granted == {"model": model, "user": "bob", "level": "write"}
     assert {"model": model, "user": "guest", "level": "admin"} in await call({"type": "list_access", **m})
@@ -217,6 +219,7 @@ async def test_domain_errors_of_every_state_are_covered_elsewhere() -> None:
     }
     covered |= {ErrorCode.Unauthorized, ErrorCode.PermissionDenied}  # tests/test_access.py
     covered |= {ErrorCode.RateLimited}  # tests/test_fairness.py
+    covered |= {ErrorCode.EventsExpired}  # tests/test_retention.py
     pending = {ErrorCode.RelationNotAlive}
     assert set(ErrorCode) - covered == pending
 

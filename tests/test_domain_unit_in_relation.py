@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from contracts.commands import COMMAND_ADAPTER
-from handlers import HANDLERS, settings_bag
+from handlers import Actor, Context, run, settings_bag
 from handlers.settings_bag import bag_hash
 from tests.domain import CommandFailed, Domain
 
@@ -247,7 +247,7 @@ async def handler_statements(domain: Domain, body: dict[str, Any]) -> list[str]:
         await tr.start()
         try:
             counting = _Counting(conn)
-            await HANDLERS[cmd.type](counting, cmd)
+            await run(Context(counting, Actor.system()), cmd)
             return counting.statements
         finally:
             await tr.rollback()

@@ -1,0 +1,54 @@
+"""What a handler acts with: one transaction's connection, acting user and model row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from handlers import lookup
+from handlers.lookup import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The user a command acts for. A superuser (or the system itself) may do everything."""
+
+    user: str | None
+    superuser: bool = False
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, superuser=True)
+
+    def __str__(self) -> str:
+        return self.user or "(system)"
+
+
+@dataclass(slots=True)
+class Context:
+    """One command's transaction: its connection, who acts, and the model row already read.
+
+    The applier reads (and for a write, locks) the command's model while checking access; the
+    handler's :meth:`model` then returns that row without asking the database again.
+    """
+
+    conn: Any
+    actor: Actor
+    model_ref: str | None = None
+    model_row: Record | None = None
+    model_locked: bool = False
+
+    def knows_model(self, ref: str, row: Record, *, locked: bool) -> None:
+        """Keep the model row read as ``ref`` in this transaction (locked, with ``locked``)."""
+        self.model_ref, self.model_row, self.model_locked = ref, row, locked
+
+    async def model(self, ref: str, *, lock: bool) -> Record:
+        """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
+
+        Raises ModelNotFound.
+        """
+        if self.model_row is not None and ref == self.model_ref and (self.model_locked or not lock):
+            return self.model_row
+        row = await lookup.model(self.conn, ref, lock=lock)
+        self.knows_model(ref, row, locked=lock)
+        return row
