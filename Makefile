@@ -8,7 +8,7 @@
 #   make ha-demo   the highly available set on this machine (3 broker nodes, database primary,
 #                  standby and monitor, 2 daemons) surviving node kills; stops it all (root)
 #   make bench     the benchmarks (installs the bench extra)
-#   make migrate   apply schema.sql to RELATIOND_DATABASE_URL
+#   make migrate   create or upgrade the schema of RELATIOND_DATABASE_URL (schema.sql, migrations/)
 #   make clean     remove .venv and caches
 #
 # PYTEST_ARGS passes extra pytest arguments, e.g. make test PYTEST_ARGS='-k dedupe -x'.

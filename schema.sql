@@ -1,48 +1,47 @@
 -- relationd schema: Juju's relation domain, keyed by model so that it can be distributed by model.
 --
--- Idempotent: `relationd migrate` applies it in one transaction under an advisory lock, on every
--- start and every upgrade; applying it twice changes nothing. Every table carries model_uuid and
--- every foreign key includes it, so a row can never point into another model.
+-- The current schema only. `relationd migrate` (daemon/migrate.py) applies it to an empty database
+-- and stamps it at the current version; a database at an earlier version is upgraded by the
+-- numbered files in migrations/ instead. A change here needs its migration there, and
+-- tests/test_schema.py checks that every earlier version migrated equals this file applied fresh.
+-- Every table carries model_uuid and every foreign key includes it, so a row can never point into
+-- another model.
 
-CREATE TABLE IF NOT EXISTS schema_version (
+CREATE TABLE schema_version (
     version     integer PRIMARY KEY,
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
 -- ---- lookup tables ---------------------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS life (
+CREATE TABLE life (
     id     smallint PRIMARY KEY,
     value  text NOT NULL UNIQUE
 );
-INSERT INTO life (id, value) VALUES (0, 'alive'), (1, 'dying'), (2, 'dead')
-ON CONFLICT (id) DO NOTHING;
+INSERT INTO life (id, value) VALUES (0, 'alive'), (1, 'dying'), (2, 'dead');
 
-CREATE TABLE IF NOT EXISTS relation_status_type (
+CREATE TABLE relation_status_type (
     id    smallint PRIMARY KEY,
     name  text NOT NULL UNIQUE
 );
 INSERT INTO relation_status_type (id, name) VALUES
-    (0, 'joining'), (1, 'joined'), (2, 'broken'), (3, 'suspending'), (4, 'suspended'), (5, 'error')
-ON CONFLICT (id) DO NOTHING;
+    (0, 'joining'), (1, 'joined'), (2, 'broken'), (3, 'suspending'), (4, 'suspended'), (5, 'error');
 
-CREATE TABLE IF NOT EXISTS charm_relation_role (
+CREATE TABLE charm_relation_role (
     id    smallint PRIMARY KEY,
     name  text NOT NULL UNIQUE
 );
-INSERT INTO charm_relation_role (id, name) VALUES (0, 'provider'), (1, 'requirer'), (2, 'peer')
-ON CONFLICT (id) DO NOTHING;
+INSERT INTO charm_relation_role (id, name) VALUES (0, 'provider'), (1, 'requirer'), (2, 'peer');
 
-CREATE TABLE IF NOT EXISTS charm_relation_scope (
+CREATE TABLE charm_relation_scope (
     id    smallint PRIMARY KEY,
     name  text NOT NULL UNIQUE
 );
-INSERT INTO charm_relation_scope (id, name) VALUES (0, 'global'), (1, 'container')
-ON CONFLICT (id) DO NOTHING;
+INSERT INTO charm_relation_scope (id, name) VALUES (0, 'global'), (1, 'container');
 
 -- ---- models ----------------------------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS model (
+CREATE TABLE model (
     uuid        uuid PRIMARY KEY,
     name        text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
     created_at  timestamptz NOT NULL DEFAULT now()
@@ -50,36 +49,35 @@ CREATE TABLE IF NOT EXISTS model (
 
 -- ---- access ----------------------------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS access_level (
+CREATE TABLE access_level (
     id    smallint PRIMARY KEY,
     name  text NOT NULL UNIQUE
 );
-INSERT INTO access_level (id, name) VALUES (0, 'read'), (1, 'write'), (2, 'admin')
-ON CONFLICT (id) DO NOTHING;
+INSERT INTO access_level (id, name) VALUES (0, 'read'), (1, 'write'), (2, 'admin');
 
 -- Who may do what on a model; the user is the broker user that RabbitMQ vouches for.
-CREATE TABLE IF NOT EXISTS model_access (
+CREATE TABLE model_access (
     model_uuid  uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
     user_name   text NOT NULL CHECK (user_name <> ''),
     level_id    smallint NOT NULL REFERENCES access_level (id),
     granted_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (model_uuid, user_name)
 );
-CREATE INDEX IF NOT EXISTS model_access_user ON model_access (user_name);
+CREATE INDEX model_access_user ON model_access (user_name);
 
 -- The next relation id of each model. Ids start at 0 and are never handed out twice.
-CREATE TABLE IF NOT EXISTS relation_sequence (
+CREATE TABLE relation_sequence (
     model_uuid  uuid PRIMARY KEY REFERENCES model (uuid) ON DELETE CASCADE,
     value       bigint NOT NULL DEFAULT 0 CHECK (value >= 0)
 );
 
 -- The last change-event sequence number of each model (gapless, per model).
-CREATE TABLE IF NOT EXISTS model_event_sequence (
+CREATE TABLE model_event_sequence (
     model_uuid  uuid PRIMARY KEY REFERENCES model (uuid) ON DELETE CASCADE,
     value       bigint NOT NULL DEFAULT 0 CHECK (value >= 0)
 );
 
-CREATE TABLE IF NOT EXISTS space (
+CREATE TABLE space (
     model_uuid  uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
     uuid        uuid NOT NULL,
     name        text NOT NULL,
@@ -89,7 +87,7 @@ CREATE TABLE IF NOT EXISTS space (
 
 -- ---- charms, applications, units -------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS charm (
+CREATE TABLE charm (
     model_uuid   uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
     uuid         uuid NOT NULL,
     name         text,
@@ -98,7 +96,7 @@ CREATE TABLE IF NOT EXISTS charm (
 );
 
 -- A charm's relation definitions (metadata.yaml provides / requires / peers, and juju-info).
-CREATE TABLE IF NOT EXISTS charm_relation (
+CREATE TABLE charm_relation (
     model_uuid  uuid NOT NULL,
     uuid        uuid NOT NULL,
     charm_uuid  uuid NOT NULL,
@@ -113,7 +111,7 @@ CREATE TABLE IF NOT EXISTS charm_relation (
     FOREIGN KEY (model_uuid, charm_uuid) REFERENCES charm (model_uuid, uuid) ON DELETE CASCADE
 );
 
-CREATE TABLE IF NOT EXISTS application (
+CREATE TABLE application (
     model_uuid     uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
     uuid           uuid NOT NULL,
     name           text NOT NULL CHECK (name ~ '^[a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*$'),
@@ -126,7 +124,7 @@ CREATE TABLE IF NOT EXISTS application (
     FOREIGN KEY (model_uuid, charm_uuid) REFERENCES charm (model_uuid, uuid)
 );
 
-CREATE TABLE IF NOT EXISTS unit (
+CREATE TABLE unit (
     model_uuid        uuid NOT NULL,
     uuid              uuid NOT NULL,
     application_uuid  uuid NOT NULL,
@@ -143,11 +141,11 @@ CREATE TABLE IF NOT EXISTS unit (
     -- A subordinate unit cannot outlive its principal.
     FOREIGN KEY (model_uuid, principal_uuid) REFERENCES unit (model_uuid, uuid)
 );
-CREATE INDEX IF NOT EXISTS unit_principal ON unit (model_uuid, principal_uuid)
+CREATE INDEX unit_principal ON unit (model_uuid, principal_uuid)
     WHERE principal_uuid IS NOT NULL;
 
 -- At most one leader per application, and the leader is one of its units.
-CREATE TABLE IF NOT EXISTS application_leader (
+CREATE TABLE application_leader (
     model_uuid        uuid NOT NULL,
     application_uuid  uuid NOT NULL,
     unit_uuid         uuid NOT NULL,
@@ -157,7 +155,7 @@ CREATE TABLE IF NOT EXISTS application_leader (
 );
 
 -- Links an application, one of its charm's relation definitions and a space.
-CREATE TABLE IF NOT EXISTS application_endpoint (
+CREATE TABLE application_endpoint (
     model_uuid            uuid NOT NULL,
     uuid                  uuid NOT NULL,
     application_uuid      uuid NOT NULL,
@@ -174,7 +172,7 @@ CREATE TABLE IF NOT EXISTS application_endpoint (
 
 -- ---- relations -------------------------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS relation (
+CREATE TABLE relation (
     model_uuid   uuid NOT NULL REFERENCES model (uuid) ON DELETE CASCADE,
     uuid         uuid NOT NULL,
     relation_id  bigint NOT NULL CHECK (relation_id >= 0),
@@ -189,7 +187,7 @@ CREATE TABLE IF NOT EXISTS relation (
 );
 
 -- One row for a peer relation, two for a regular one (checked at commit by a trigger below).
-CREATE TABLE IF NOT EXISTS relation_endpoint (
+CREATE TABLE relation_endpoint (
     model_uuid        uuid NOT NULL,
     uuid              uuid NOT NULL,
     relation_uuid     uuid NOT NULL,
@@ -205,12 +203,12 @@ CREATE TABLE IF NOT EXISTS relation_endpoint (
     FOREIGN KEY (model_uuid, application_uuid, endpoint_uuid)
         REFERENCES application_endpoint (model_uuid, application_uuid, uuid)
 );
-CREATE INDEX IF NOT EXISTS relation_endpoint_endpoint ON relation_endpoint (model_uuid, endpoint_uuid);
+CREATE INDEX relation_endpoint_endpoint ON relation_endpoint (model_uuid, endpoint_uuid);
 -- The relations of an application (removal, reaping, relation-ids): without it, a scan of every
 -- endpoint of the model.
-CREATE INDEX IF NOT EXISTS relation_endpoint_application ON relation_endpoint (model_uuid, application_uuid);
+CREATE INDEX relation_endpoint_application ON relation_endpoint (model_uuid, application_uuid);
 
-CREATE TABLE IF NOT EXISTS relation_status (
+CREATE TABLE relation_status (
     model_uuid      uuid NOT NULL,
     relation_uuid   uuid NOT NULL,
     status_type_id  smallint NOT NULL REFERENCES relation_status_type (id),
@@ -222,7 +220,7 @@ CREATE TABLE IF NOT EXISTS relation_status (
 );
 
 -- A unit in a relation's scope. The unit belongs to the endpoint's application.
-CREATE TABLE IF NOT EXISTS relation_unit (
+CREATE TABLE relation_unit (
     model_uuid              uuid NOT NULL,
     uuid                    uuid NOT NULL,
     relation_endpoint_uuid  uuid NOT NULL,
@@ -235,16 +233,16 @@ CREATE TABLE IF NOT EXISTS relation_unit (
     FOREIGN KEY (model_uuid, application_uuid, unit_uuid)
         REFERENCES unit (model_uuid, application_uuid, uuid)
 );
-CREATE INDEX IF NOT EXISTS relation_unit_unit ON relation_unit (model_uuid, unit_uuid);
+CREATE INDEX relation_unit_unit ON relation_unit (model_uuid, unit_uuid);
 
 -- Reaping (after every leave scope, unit or application removal) looks for what is dying in the
 -- model. Nearly every row is alive, so these partial indexes stay small and spare a scan of every
 -- relation, unit and application of the model (100,000 of each in the scale benchmark).
-CREATE INDEX IF NOT EXISTS relation_dying ON relation (model_uuid) WHERE life_id = 1;
-CREATE INDEX IF NOT EXISTS unit_dying ON unit (model_uuid) WHERE life_id = 1;
-CREATE INDEX IF NOT EXISTS application_dying ON application (model_uuid) WHERE life_id = 1;
+CREATE INDEX relation_dying ON relation (model_uuid) WHERE life_id = 1;
+CREATE INDEX unit_dying ON unit (model_uuid) WHERE life_id = 1;
+CREATE INDEX application_dying ON application (model_uuid) WHERE life_id = 1;
 
-CREATE TABLE IF NOT EXISTS relation_unit_setting (
+CREATE TABLE relation_unit_setting (
     model_uuid          uuid NOT NULL,
     relation_unit_uuid  uuid NOT NULL,
     key                 text NOT NULL CHECK (key <> ''),
@@ -254,7 +252,7 @@ CREATE TABLE IF NOT EXISTS relation_unit_setting (
         ON DELETE CASCADE
 );
 
-CREATE TABLE IF NOT EXISTS relation_unit_settings_hash (
+CREATE TABLE relation_unit_settings_hash (
     model_uuid          uuid NOT NULL,
     relation_unit_uuid  uuid NOT NULL,
     sha256              text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
@@ -263,7 +261,7 @@ CREATE TABLE IF NOT EXISTS relation_unit_settings_hash (
         ON DELETE CASCADE
 );
 
-CREATE TABLE IF NOT EXISTS relation_application_setting (
+CREATE TABLE relation_application_setting (
     model_uuid              uuid NOT NULL,
     relation_endpoint_uuid  uuid NOT NULL,
     key                     text NOT NULL CHECK (key <> ''),
@@ -273,7 +271,7 @@ CREATE TABLE IF NOT EXISTS relation_application_setting (
         ON DELETE CASCADE
 );
 
-CREATE TABLE IF NOT EXISTS relation_application_settings_hash (
+CREATE TABLE relation_application_settings_hash (
     model_uuid              uuid NOT NULL,
     relation_endpoint_uuid  uuid NOT NULL,
     sha256                  text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
@@ -285,7 +283,7 @@ CREATE TABLE IF NOT EXISTS relation_application_settings_hash (
 -- ---- change events (outbox and replay log) and processed commands ----------------------------
 
 -- The replay log: event_id only grows; seq is gapless per model. Rows are never updated.
-CREATE TABLE IF NOT EXISTS change_event (
+CREATE TABLE change_event (
     event_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- No foreign key: the log outlives a removed model, so its last events still go out.
     model_uuid    uuid NOT NULL,
@@ -303,37 +301,27 @@ CREATE TABLE IF NOT EXISTS change_event (
 -- The outbox: the events not yet confirmed by the broker. A row is inserted with its event and
 -- deleted once published, so the relay's queue stays small and marking an event published
 -- neither rewrites the event nor touches the log's indexes.
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE outbox (
     event_id  bigint PRIMARY KEY REFERENCES change_event (event_id) ON DELETE CASCADE
 );
 
--- Schema 2 kept the outbox in change_event.published_at: its pending events move to the outbox.
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM information_schema.columns
-               WHERE table_schema = current_schema() AND table_name = 'change_event'
-                 AND column_name = 'published_at') THEN
-        INSERT INTO outbox (event_id)
-        SELECT event_id FROM change_event WHERE published_at IS NULL
-        ON CONFLICT (event_id) DO NOTHING;
-        ALTER TABLE change_event DROP COLUMN published_at;  -- and its partial index with it
-    END IF;
-END $$;
-ALTER TABLE change_event DROP CONSTRAINT IF EXISTS change_event_model_uuid_fkey;
-
 -- One row per applied command id: dedupe and the stored reply for redeliveries.
-CREATE TABLE IF NOT EXISTS processed_command (
+CREATE TABLE processed_command (
     command_id    text PRIMARY KEY CHECK (command_id <> ''),
     command_type  text NOT NULL,
     body_sha256   text NOT NULL,
     reply         jsonb,
-    processed_at  timestamptz NOT NULL DEFAULT now()
+    processed_at  timestamptz NOT NULL DEFAULT now(),
+    -- The broker user who sent the command (NULL: the system, or a row stored before version 4),
+    -- so that a duplicate command id is answered from the store only to its sender or to a user
+    -- with the access the command needed (daemon/applier.py).
+    sender        text
 );
-CREATE INDEX IF NOT EXISTS processed_command_age ON processed_command (processed_at);
+CREATE INDEX processed_command_age ON processed_command (processed_at);
 
 -- ---- views: the joins many queries share ------------------------------------------------------
 
-CREATE OR REPLACE VIEW v_application_endpoint AS
+CREATE VIEW v_application_endpoint AS
 SELECT ae.model_uuid,
        ae.uuid            AS endpoint_uuid,
        ae.application_uuid,
@@ -353,7 +341,7 @@ JOIN charm_relation cr       ON cr.model_uuid = ae.model_uuid AND cr.uuid = ae.c
 JOIN charm_relation_role crr ON crr.id = cr.role_id
 JOIN charm_relation_scope crs ON crs.id = cr.scope_id;
 
-CREATE OR REPLACE VIEW v_relation_endpoint AS
+CREATE VIEW v_relation_endpoint AS
 SELECT re.model_uuid,
        re.uuid            AS relation_endpoint_uuid,
        re.relation_uuid,
@@ -380,7 +368,7 @@ JOIN v_application_endpoint v  ON v.model_uuid = re.model_uuid AND v.endpoint_uu
 -- ---- invariants checked at commit ------------------------------------------------------------
 
 -- A relation has exactly one endpoint if it is a peer relation and two otherwise.
-CREATE OR REPLACE FUNCTION relation_endpoint_count_check() RETURNS trigger
+CREATE FUNCTION relation_endpoint_count_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     m uuid;
@@ -409,20 +397,18 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_endpoint_count ON relation_endpoint;
 CREATE CONSTRAINT TRIGGER relation_endpoint_count
     AFTER INSERT OR UPDATE OR DELETE ON relation_endpoint
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_endpoint_count_check();
 
-DROP TRIGGER IF EXISTS relation_endpoint_count ON relation;
 CREATE CONSTRAINT TRIGGER relation_endpoint_count
     AFTER INSERT ON relation
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_endpoint_count_check();
 
 -- An endpoint takes part in at most `limit` relations that are not dead.
-CREATE OR REPLACE FUNCTION relation_endpoint_limit_check() RETURNS trigger
+CREATE FUNCTION relation_endpoint_limit_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     cap integer;
@@ -447,14 +433,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_endpoint_limit ON relation_endpoint;
 CREATE CONSTRAINT TRIGGER relation_endpoint_limit
     AFTER INSERT OR UPDATE OF endpoint_uuid ON relation_endpoint
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_endpoint_limit_check();
 
 -- No unit may be in the scope of a dead relation.
-CREATE OR REPLACE FUNCTION relation_dead_scope_check() RETURNS trigger
+CREATE FUNCTION relation_dead_scope_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.life_id = 2 AND EXISTS (
@@ -468,13 +453,12 @@ BEGIN
     RETURN NEW;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_dead_scope ON relation;
 CREATE TRIGGER relation_dead_scope
     BEFORE UPDATE OF life_id ON relation
     FOR EACH ROW EXECUTE FUNCTION relation_dead_scope_check();
 
 -- ... nor enter the scope of a relation that is already dead.
-CREATE OR REPLACE FUNCTION relation_unit_dead_relation_check() RETURNS trigger
+CREATE FUNCTION relation_unit_dead_relation_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     rid bigint;
@@ -490,13 +474,12 @@ BEGIN
     RETURN NEW;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_unit_dead_relation ON relation_unit;
 CREATE TRIGGER relation_unit_dead_relation
     BEFORE INSERT OR UPDATE OF relation_endpoint_uuid ON relation_unit
     FOR EACH ROW EXECUTE FUNCTION relation_unit_dead_relation_check();
 
 -- Life only moves forward: alive -> dying -> dead.
-CREATE OR REPLACE FUNCTION life_forward_check() RETURNS trigger
+CREATE FUNCTION life_forward_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.life_id < OLD.life_id THEN
@@ -506,20 +489,17 @@ BEGIN
     RETURN NEW;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_life_forward ON relation;
 CREATE TRIGGER relation_life_forward BEFORE UPDATE OF life_id ON relation
     FOR EACH ROW EXECUTE FUNCTION life_forward_check();
-DROP TRIGGER IF EXISTS application_life_forward ON application;
 CREATE TRIGGER application_life_forward BEFORE UPDATE OF life_id ON application
     FOR EACH ROW EXECUTE FUNCTION life_forward_check();
-DROP TRIGGER IF EXISTS unit_life_forward ON unit;
 CREATE TRIGGER unit_life_forward BEFORE UPDATE OF life_id ON unit
     FOR EACH ROW EXECUTE FUNCTION life_forward_check();
 
 -- A unit has a principal unit if and only if its application is subordinate, and that principal
 -- is not itself a subordinate unit. Checked at commit, on the rows as they are then, so that a
 -- transaction may unlink principals before deleting their units.
-CREATE OR REPLACE FUNCTION unit_principal_check() RETURNS trigger
+CREATE FUNCTION unit_principal_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     u record;
@@ -550,14 +530,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS unit_principal ON unit;
 CREATE CONSTRAINT TRIGGER unit_principal
     AFTER INSERT OR UPDATE OF application_uuid, principal_uuid ON unit
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION unit_principal_check();
 
 -- Relation ids only grow.
-CREATE OR REPLACE FUNCTION sequence_forward_check() RETURNS trigger
+CREATE FUNCTION sequence_forward_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.value < OLD.value THEN
@@ -567,29 +546,22 @@ BEGIN
     RETURN NEW;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_sequence_forward ON relation_sequence;
 CREATE TRIGGER relation_sequence_forward BEFORE UPDATE ON relation_sequence
     FOR EACH ROW EXECUTE FUNCTION sequence_forward_check();
-DROP TRIGGER IF EXISTS model_event_sequence_forward ON model_event_sequence;
 CREATE TRIGGER model_event_sequence_forward BEFORE UPDATE ON model_event_sequence
     FOR EACH ROW EXECUTE FUNCTION sequence_forward_check();
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;
 
--- version 4: processed_command.sender, the broker user who sent the command (NULL: the system, or
--- a row stored before version 4), so that a duplicate command id is answered from the store only
--- to its sender or to a user with the access the command needed (daemon/applier.py).
-ALTER TABLE processed_command ADD COLUMN IF NOT EXISTS sender text;
-INSERT INTO schema_version (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
+-- ---- departed units' settings ----------------------------------------------------------------
 
--- version 4: a departed unit's settings stay readable, as in Juju (4.x keeps them in
+-- A departed unit's settings stay readable, as in Juju (4.x keeps them in
 -- relation_unit_setting_archive on leave scope). Leave scope moves the unit's bag here; the units
 -- still in the relation read it (a relation-departed hook does) until the relation is removed,
 -- which drops it with the relation's endpoints; entering scope again deletes it. Keyed by the
 -- unit's name, with no foreign key to the unit, so that it outlives the unit's removal as Juju's
 -- does (unit names are never reused within a relation's life). container_uuid is the unit's
 -- container (its principal unit, or itself) for per-container reads.
-CREATE TABLE IF NOT EXISTS relation_unit_archive (
+CREATE TABLE relation_unit_archive (
     model_uuid              uuid NOT NULL,
     relation_endpoint_uuid  uuid NOT NULL,
     unit_name               text NOT NULL CHECK (unit_name <> ''),
@@ -600,7 +572,7 @@ CREATE TABLE IF NOT EXISTS relation_unit_archive (
         ON DELETE CASCADE
 );
 
-CREATE TABLE IF NOT EXISTS relation_unit_setting_archive (
+CREATE TABLE relation_unit_setting_archive (
     model_uuid              uuid NOT NULL,
     relation_endpoint_uuid  uuid NOT NULL,
     unit_name               text NOT NULL,
@@ -614,7 +586,7 @@ CREATE TABLE IF NOT EXISTS relation_unit_setting_archive (
 
 -- A unit is in a relation endpoint's scope or archived there, never both, and only a unit of the
 -- endpoint's application is archived there. Checked at commit, on the rows as they are then.
-CREATE OR REPLACE FUNCTION relation_unit_archive_check() RETURNS trigger
+CREATE FUNCTION relation_unit_archive_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     archived_unit text;
@@ -655,14 +627,11 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DROP TRIGGER IF EXISTS relation_unit_archive_exclusive ON relation_unit;
 CREATE CONSTRAINT TRIGGER relation_unit_archive_exclusive
     AFTER INSERT OR UPDATE ON relation_unit
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_unit_archive_check();
-DROP TRIGGER IF EXISTS relation_unit_archive_exclusive ON relation_unit_archive;
 CREATE CONSTRAINT TRIGGER relation_unit_archive_exclusive
     AFTER INSERT OR UPDATE ON relation_unit_archive
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_unit_archive_check();
-INSERT INTO schema_version (version) VALUES (4) ON CONFLICT (version) DO NOTHING;

@@ -66,7 +66,9 @@ def run() -> None:
 def migrate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Apply schema.sql to RELATIOND_DATABASE_URL (idempotent; safe on every start and upgrade).
+    """Create or upgrade the schema of RELATIOND_DATABASE_URL (safe on every start and upgrade).
+
+    An empty database gets schema.sql; one at an earlier version the numbered migrations after it.
 
     Example: relationd migrate --json
     """

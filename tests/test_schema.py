@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from daemon.migrate import SCHEMA_VERSION, apply_schema
+from daemon.migrate import SCHEMA_VERSION, apply_schema, migrations, schema_path, schema_version
 from handlers.db import init_connection
 from tests.domain import Domain
 
@@ -46,6 +48,7 @@ _CATALOG = {
     "status_types": "SELECT id, name FROM relation_status_type ORDER BY id",
     "roles": "SELECT id, name FROM charm_relation_role ORDER BY id",
     "scopes": "SELECT id, name FROM charm_relation_scope ORDER BY id",
+    "access_levels": "SELECT id, name FROM access_level ORDER BY id",
     "versions": "SELECT version, applied_at FROM schema_version ORDER BY version",
     "models": "SELECT uuid::text, name FROM model ORDER BY name",
     "relation_sequences": "SELECT model_uuid::text, value FROM relation_sequence ORDER BY 1",
@@ -118,65 +121,134 @@ async def test_schema_applied_twice_is_idempotent(scratch_url: str) -> None:
     assert "CREATE TABLE public.relation_endpoint" in first_dump
 
 
-async def test_schema_2_pending_events_move_to_the_outbox(scratch_url: str) -> None:
-    """Upgrading from schema 2, where change_event.published_at marked the outbox: the events
-    not yet published are in the outbox afterwards, the published ones are not, none is lost."""
-    conn = await asyncpg.connect(scratch_url)
+HISTORY = Path(__file__).parent / "schema_history"
+_STRUCTURE = ("columns", "constraints", "indexes", "triggers", "functions", "views")
+_LOOKUPS = ("life", "status_types", "roles", "scopes", "access_levels")
+
+
+@asynccontextmanager
+async def _scratch_database() -> AsyncIterator[str]:
+    name = f"relationd_schema_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await apply_schema(conn)
-        # Back to schema 2's shape: the column and its partial index, no outbox rows.
-        await conn.execute("ALTER TABLE change_event ADD COLUMN published_at timestamptz")
-        await conn.execute(
-            "CREATE INDEX change_event_pending ON change_event (event_id) WHERE published_at IS NULL"
-        )
-        await conn.execute("DELETE FROM schema_version WHERE version = 3")
-        rows = await conn.fetch(
-            """INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, published_at)
-               SELECT gen_random_uuid(), 1, 'model', 'created', 'r', '{}'::jsonb,
-                      CASE WHEN g % 2 = 0 THEN now() END
-               FROM generate_series(1, 6) AS g
-               RETURNING event_id, published_at IS NULL AS pending"""
-        )
-        assert await apply_schema(conn) == SCHEMA_VERSION
-        in_outbox = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox")}
-        columns = await conn.fetchval(
-            "SELECT count(*) FROM information_schema.columns "
-            "WHERE table_name = 'change_event' AND column_name = 'published_at'"
-        )
-        assert await conn.fetchval("SELECT count(*) FROM change_event") == 6
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
-        await conn.close()
-    assert in_outbox == {r["event_id"] for r in rows if r["pending"]}
-    assert len(in_outbox) == 3
-    assert columns == 0
+        await admin.close()
+    try:
+        yield _dsn_for(name)
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
-async def test_schema_3_processed_commands_keep_their_replies_with_no_sender(scratch_url: str) -> None:
-    """Upgrading from schema 3, whose processed_command had no sender column: the column is added,
-    the stored rows keep their replies and have no sender (answered only to users with the access
-    the command needed), and new claims record theirs."""
+async def _fresh_structure() -> dict[str, list[tuple[Any, ...]]]:
+    async with _scratch_database() as url:
+        conn = await asyncpg.connect(url)
+        try:
+            assert await apply_schema(conn) == SCHEMA_VERSION
+            catalog = await _catalog(conn)
+        finally:
+            await conn.close()
+    return {k: catalog[k] for k in (*_STRUCTURE, *_LOOKUPS)}
+
+
+async def _seed(conn: Any) -> dict[str, Any]:
+    """Rows every earlier version can hold: a model, its relation sequence, six events (every
+    other one published where the version marked that in change_event) and a processed command."""
+    model = str(uuid.uuid4())
+    await conn.execute("INSERT INTO model (uuid, name) VALUES ($1, 'kept')", model)
+    await conn.execute("INSERT INTO relation_sequence (model_uuid, value) VALUES ($1, 7)", model)
+    marks_published = await conn.fetchval(
+        "SELECT count(*) = 1 FROM information_schema.columns "
+        "WHERE table_name = 'change_event' AND column_name = 'published_at'"
+    )
+    has_outbox = await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL")
+    pending: set[int] = set()
+    for seq in range(1, 7):
+        event_id = await conn.fetchval(
+            "INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key) "
+            "VALUES ($1, $2, 'model', 'created', 'r', '{}'::jsonb) RETURNING event_id",
+            model,
+            seq,
+        )
+        if seq % 2:
+            pending.add(event_id)
+            if has_outbox:
+                await conn.execute("INSERT INTO outbox (event_id) VALUES ($1)", event_id)
+        elif marks_published:
+            await conn.execute("UPDATE change_event SET published_at = now() WHERE event_id = $1", event_id)
+    await conn.execute(
+        """INSERT INTO processed_command (command_id, command_type, body_sha256, reply)
+           VALUES ('old', 'add_units', 'x', '{"ok": true}'::jsonb)"""
+    )
+    return {"model": model, "pending": pending}
+
+
+@pytest.mark.parametrize(
+    ("frozen", "version"),
+    [("version_1.sql", 1), ("version_2_first.sql", 2), ("version_2.sql", 2), ("version_3.sql", 3)],
+)
+async def test_every_earlier_version_migrates_to_the_current_schema(
+    scratch_url: str, frozen: str, version: int
+) -> None:
+    """A database built by an earlier release's schema.sql (frozen under tests/schema_history),
+    holding rows, migrates to exactly what schema.sql creates fresh, and keeps its rows: events,
+    the pending ones now in the outbox, the model and its sequence, stored replies with no sender."""
     conn = await asyncpg.connect(scratch_url)
     try:
-        await apply_schema(conn)
-        await conn.execute("ALTER TABLE processed_command DROP COLUMN sender")
-        await conn.execute("DELETE FROM schema_version WHERE version = 4")
-        await conn.execute(
-            """INSERT INTO processed_command (command_id, command_type, body_sha256, reply)
-               VALUES ('old', 'add_units', 'x', '{"ok": true}'::jsonb)"""
-        )
-        assert await apply_schema(conn) == SCHEMA_VERSION == 4
+        await conn.execute((HISTORY / frozen).read_text())
+        assert await conn.fetchval("SELECT max(version) FROM schema_version") == version
+        seeded = await _seed(conn)
+
+        assert await apply_schema(conn) == SCHEMA_VERSION
+        catalog = await _catalog(conn)
+        versions = [r[0] for r in catalog["versions"]]
+        events = await conn.fetchval("SELECT count(*) FROM change_event")
+        outbox = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox")}
         old = await conn.fetchrow(
             "SELECT sender, reply = '{\"ok\": true}'::jsonb AS kept FROM processed_command WHERE command_id = 'old'"
         )
-        await conn.execute(
-            "INSERT INTO processed_command (command_id, command_type, body_sha256, sender) "
-            "VALUES ('new', 'add_units', 'y', 'alice')"
-        )
-        new = await conn.fetchval("SELECT sender FROM processed_command WHERE command_id = 'new'")
     finally:
         await conn.close()
+    fresh = await _fresh_structure()
+    for part in (*_STRUCTURE, *_LOOKUPS):
+        assert catalog[part] == fresh[part], part
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert catalog["models"] == [(seeded["model"], "kept")]
+    assert catalog["relation_sequences"] == [(seeded["model"], 7)]
+    assert events == 6
+    assert outbox == seeded["pending"] and len(outbox) == 3
     assert old["sender"] is None and old["kept"]
-    assert new == "alice"
+
+
+async def test_a_fresh_database_is_stamped_at_the_current_version(scratch_url: str) -> None:
+    conn = await asyncpg.connect(scratch_url)
+    try:
+        assert await schema_version(conn) is None
+        await apply_schema(conn)
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_version")]
+    finally:
+        await conn.close()
+    assert versions == [SCHEMA_VERSION]
+
+
+def test_migrations_run_gapless_up_to_the_schema_version(tmp_path: Path) -> None:
+    """Each migration file is one version, numbered in order; a stray or missing one is refused
+    before anything is applied."""
+    assert [m.version for m in migrations()] == list(range(2, SCHEMA_VERSION + 1))
+    shutil.copy(schema_path(), tmp_path / "schema.sql")
+    shutil.copytree(schema_path().parent / "migrations", tmp_path / "migrations")
+    assert [m.path.name for m in migrations(tmp_path / "schema.sql")] == [m.path.name for m in migrations()]
+    (tmp_path / "migrations" / f"{SCHEMA_VERSION + 2:04d}_later.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="gapless"):
+        migrations(tmp_path / "schema.sql")
+    (tmp_path / "migrations" / f"{SCHEMA_VERSION + 2:04d}_later.sql").unlink()
+    (tmp_path / "migrations" / "0003_outbox.sql").unlink()
+    with pytest.raises(ValueError, match="gapless"):
+        migrations(tmp_path / "schema.sql")
 
 
 async def test_schema_records_its_lookup_values(scratch_url: str) -> None:
@@ -724,26 +796,3 @@ async def test_the_archive_goes_with_its_relation(domain: Domain, conn: Any) -> 
     await conn.execute("DELETE FROM relation WHERE model_uuid = $1 AND relation_id = $2", m, rel["id"])
 
     assert tuple(await _row(conn, count, m)) == (0, 0)
-
-
-async def test_schema_3_gains_the_archive(scratch_url: str) -> None:
-    """Upgrading from schema 3, which had no archive: the tables and their check appear."""
-    conn = await asyncpg.connect(scratch_url)
-    try:
-        await apply_schema(conn)
-        await conn.execute("DROP TABLE relation_unit_setting_archive, relation_unit_archive")
-        await conn.execute("DROP FUNCTION relation_unit_archive_check() CASCADE")
-        await conn.execute("DELETE FROM schema_version WHERE version = 4")
-
-        assert await apply_schema(conn) == SCHEMA_VERSION
-        tables = await conn.fetchval(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name IN "
-            "('relation_unit_archive', 'relation_unit_setting_archive')"
-        )
-        triggers = await conn.fetchval(
-            "SELECT count(*) FROM pg_trigger WHERE tgname = 'relation_unit_archive_exclusive'"
-        )
-    finally:
-        await conn.close()
-    assert tables == 2
-    assert triggers == 2
