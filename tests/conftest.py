@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,21 @@ import asyncpg
 import pytest
 
 from handlers.db import init_connection
+from tests.declared_errors import recording
 from tests.domain import Domain
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("RELATIOND_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("RELATIOND_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def raised_codes_are_declared() -> Iterator[None]:
+    """Every error code a handler raises in this run (in-process: the domain suites) is among
+    those its command declares (contracts.commands.declare); checked when the session ends."""
+    with recording() as undeclared:
+        yield
+    assert not undeclared, f"handlers raised codes their commands do not declare: {undeclared}"
 
 
 @pytest.fixture(scope="session")
