@@ -19,7 +19,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from contracts import commands as c
-from contracts.errors import InvalidCommand, RelationdError
+from contracts.errors import InvalidCommand
 from contracts.events import ChangeEvent
 from contracts.replies import (
     AccessInfo,
@@ -43,12 +43,9 @@ from contracts.snapshot import ModelSnapshot
 RelationRef = int | str
 
 
-# A command refused by the client itself, before sending: a kind of InvalidCommand (same code).
-InvalidArgument: type[RelationdError] = type(
-    "InvalidArgument",
-    (InvalidCommand,),
-    {"__doc__": "A command refused by the client before sending it (code InvalidCommand)."},
-)
+class InvalidArgument(InvalidCommand):
+    """A command refused by the client itself, before sending it: an argument the daemon would
+    refuse (same code, InvalidCommand)."""
 
 
 def build_command(body: dict[str, Any]) -> c.AnyCommand:

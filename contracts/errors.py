@@ -73,45 +73,215 @@ class RelationdError(Exception):
         return body
 
 
-def _error_class(code: ErrorCode) -> type[RelationdError]:
-    return type(code.value, (RelationdError,), {"code": code, "__doc__": f"Error {code.value}."})
+class ApplicationNotFound(RelationdError):
+    """No application of that name in the model."""
+
+    code = ErrorCode.ApplicationNotFound
 
 
-ERROR_CLASSES: dict[ErrorCode, type[RelationdError]] = {c: _error_class(c) for c in ErrorCode}
+class ApplicationNotAlive(RelationdError):
+    """The application is dying or dead: no new units or relations for it."""
 
-# Named aliases so callers can write ``except RelationNotFound`` and type checkers see classes.
-ApplicationNotFound = ERROR_CLASSES[ErrorCode.ApplicationNotFound]
-ApplicationNotAlive = ERROR_CLASSES[ErrorCode.ApplicationNotAlive]
-UnitNotFound = ERROR_CLASSES[ErrorCode.UnitNotFound]
-RelationNotFound = ERROR_CLASSES[ErrorCode.RelationNotFound]
-RelationEndpointNotFound = ERROR_CLASSES[ErrorCode.RelationEndpointNotFound]
-RelationUnitNotFound = ERROR_CLASSES[ErrorCode.RelationUnitNotFound]
-ApplicationNotFoundForRelation = ERROR_CLASSES[ErrorCode.ApplicationNotFoundForRelation]
-UnitNotInRelation = ERROR_CLASSES[ErrorCode.UnitNotInRelation]
-CompatibleEndpointsNotFound = ERROR_CLASSES[ErrorCode.CompatibleEndpointsNotFound]
-AmbiguousRelation = ERROR_CLASSES[ErrorCode.AmbiguousRelation]
-RelationAlreadyExists = ERROR_CLASSES[ErrorCode.RelationAlreadyExists]
-EndpointQuotaLimitExceeded = ERROR_CLASSES[ErrorCode.EndpointQuotaLimitExceeded]
-ContainerScopeRequiresSubordinate = ERROR_CLASSES[ErrorCode.ContainerScopeRequiresSubordinate]
-CannotEnterScopeNotAlive = ERROR_CLASSES[ErrorCode.CannotEnterScopeNotAlive]
-CannotEnterScopeSubordinateNotAlive = ERROR_CLASSES[ErrorCode.CannotEnterScopeSubordinateNotAlive]
-PotentialRelationUnitNotValid = ERROR_CLASSES[ErrorCode.PotentialRelationUnitNotValid]
-RelationNotAlive = ERROR_CLASSES[ErrorCode.RelationNotAlive]
-RelationStatusTransitionNotValid = ERROR_CLASSES[ErrorCode.RelationStatusTransitionNotValid]
-NotLeader = ERROR_CLASSES[ErrorCode.NotLeader]
-ModelNotFound = ERROR_CLASSES[ErrorCode.ModelNotFound]
-Unauthorized = ERROR_CLASSES[ErrorCode.Unauthorized]
-PermissionDenied = ERROR_CLASSES[ErrorCode.PermissionDenied]
-InvalidCommand = ERROR_CLASSES[ErrorCode.InvalidCommand]
-UnknownCommand = ERROR_CLASSES[ErrorCode.UnknownCommand]
-PayloadTooLarge = ERROR_CLASSES[ErrorCode.PayloadTooLarge]
-Internal = ERROR_CLASSES[ErrorCode.Internal]
-RateLimited = ERROR_CLASSES[ErrorCode.RateLimited]
-ModelAlreadyExists = ERROR_CLASSES[ErrorCode.ModelAlreadyExists]
-ApplicationAlreadyExists = ERROR_CLASSES[ErrorCode.ApplicationAlreadyExists]
-CannotRemovePeerRelation = ERROR_CLASSES[ErrorCode.CannotRemovePeerRelation]
-SubordinateUnitsNotAddable = ERROR_CLASSES[ErrorCode.SubordinateUnitsNotAddable]
-EventsExpired = ERROR_CLASSES[ErrorCode.EventsExpired]
+    code = ErrorCode.ApplicationNotAlive
+
+
+class UnitNotFound(RelationdError):
+    """No unit of that name in the model."""
+
+    code = ErrorCode.UnitNotFound
+
+
+class RelationNotFound(RelationdError):
+    """No relation with that id or UUID (or those two endpoints) in the model."""
+
+    code = ErrorCode.RelationNotFound
+
+
+class RelationEndpointNotFound(RelationdError):
+    """The application has no endpoint of that name, or takes no part in the relation."""
+
+    code = ErrorCode.RelationEndpointNotFound
+
+
+class RelationUnitNotFound(RelationdError):
+    """The unit is not in the relation's scope and left no archived settings there; or, read
+    as ``as_unit`` in a container-scoped relation, it is in another container."""
+
+    code = ErrorCode.RelationUnitNotFound
+
+
+class ApplicationNotFoundForRelation(RelationdError):
+    """The named application takes no part in the relation (settings given or read for a
+    third application)."""
+
+    code = ErrorCode.ApplicationNotFoundForRelation
+
+
+class UnitNotInRelation(RelationdError):
+    """The unit's application takes no part in the relation."""
+
+    code = ErrorCode.UnitNotInRelation
+
+
+class CompatibleEndpointsNotFound(RelationdError):
+    """integrate found no pair of endpoints of matching interface and opposite roles."""
+
+    code = ErrorCode.CompatibleEndpointsNotFound
+
+
+class AmbiguousRelation(RelationdError):
+    """integrate (or remove_relation by endpoints) matches more than one pair of endpoints."""
+
+    code = ErrorCode.AmbiguousRelation
+
+
+class RelationAlreadyExists(RelationdError):
+    """integrate names two endpoints that are already related."""
+
+    code = ErrorCode.RelationAlreadyExists
+
+
+class EndpointQuotaLimitExceeded(RelationdError):
+    """integrate would exceed an endpoint's declared limit of relations."""
+
+    code = ErrorCode.EndpointQuotaLimitExceeded
+
+
+class ContainerScopeRequiresSubordinate(RelationdError):
+    """A container-scoped relation needs a subordinate application on one side."""
+
+    code = ErrorCode.ContainerScopeRequiresSubordinate
+
+
+class CannotEnterScopeNotAlive(RelationdError):
+    """The unit or the relation is dying or dead: it cannot enter the relation's scope."""
+
+    code = ErrorCode.CannotEnterScopeNotAlive
+
+
+class CannotEnterScopeSubordinateNotAlive(RelationdError):
+    """A principal unit entering a container-scoped relation would create a subordinate
+    of an application that is not alive."""
+
+    code = ErrorCode.CannotEnterScopeSubordinateNotAlive
+
+
+class PotentialRelationUnitNotValid(RelationdError):
+    """The unit cannot be in the relation's scope: in a container-scoped relation, a
+    subordinate of another principal."""
+
+    code = ErrorCode.PotentialRelationUnitNotValid
+
+
+class RelationNotAlive(RelationdError):
+    """The relation is dying or dead. Reserved: Juju names it, no command returns it yet."""
+
+    code = ErrorCode.RelationNotAlive
+
+
+class RelationStatusTransitionNotValid(RelationdError):
+    """set_relation_status asks for a status that may not follow the current one, or for
+    error without a message."""
+
+    code = ErrorCode.RelationStatusTransitionNotValid
+
+
+class NotLeader(RelationdError):
+    """The unit must lead its application for this (application settings, relation status)."""
+
+    code = ErrorCode.NotLeader
+
+
+class ModelNotFound(RelationdError):
+    """No model of that name or UUID (answered before access is checked)."""
+
+    code = ErrorCode.ModelNotFound
+
+
+class Unauthorized(RelationdError):
+    """The command carries no user_id and the daemon does not accept anonymous commands; also
+    raised by clients whose credentials the broker refuses."""
+
+    code = ErrorCode.Unauthorized
+
+
+class PermissionDenied(RelationdError):
+    """The acting user lacks the access level the command needs on its model."""
+
+    code = ErrorCode.PermissionDenied
+
+
+class InvalidCommand(RelationdError):
+    """The message is not a valid command: bad JSON, unknown or missing field, a value out of
+    bounds, a command id used for another command, or headers that do not decode."""
+
+    code = ErrorCode.InvalidCommand
+
+
+class UnknownCommand(RelationdError):
+    """The command's ``type`` names no command."""
+
+    code = ErrorCode.UnknownCommand
+
+
+class PayloadTooLarge(RelationdError):
+    """The message body, or a settings bag after the write, is over its size limit."""
+
+    code = ErrorCode.PayloadTooLarge
+
+
+class Internal(RelationdError):
+    """An unexpected failure applying the command; ``details.error_id`` names it in the log.
+    Also what a client makes of a code it does not know."""
+
+    code = ErrorCode.Internal
+
+
+class RateLimited(RelationdError):
+    """Too many of the sender's commands wait in this daemon instance; resend the same command
+    id after ``details.retry_after`` seconds (nothing was applied or stored)."""
+
+    code = ErrorCode.RateLimited
+
+
+class ModelAlreadyExists(RelationdError):
+    """create_model names a model that exists."""
+
+    code = ErrorCode.ModelAlreadyExists
+
+
+class ApplicationAlreadyExists(RelationdError):
+    """deploy names an application the model already has."""
+
+    code = ErrorCode.ApplicationAlreadyExists
+
+
+class CannotRemovePeerRelation(RelationdError):
+    """remove_relation names a peer relation, which lives as long as its application."""
+
+    code = ErrorCode.CannotRemovePeerRelation
+
+
+class SubordinateUnitsNotAddable(RelationdError):
+    """Units are asked of a subordinate application; its units come with relations to
+    principals."""
+
+    code = ErrorCode.SubordinateUnitsNotAddable
+
+
+class EventsExpired(RelationdError):
+    """A replay from a position whose events retention has deleted; ``details.oldest_kept_seq``
+    names the oldest kept. Read a snapshot and follow from its seq instead."""
+
+    code = ErrorCode.EventsExpired
+
+
+ERROR_CLASSES: dict[ErrorCode, type[RelationdError]] = {
+    cls.code: cls for cls in RelationdError.__subclasses__()
+}
+"""The exception class of each code, for rebuilding a reply's error (client side)."""
+if set(ERROR_CLASSES) != set(ErrorCode):
+    raise RuntimeError(f"codes without an error class: {set(ErrorCode) - set(ERROR_CLASSES)}")
 
 
 def error_from_dict(body: dict[str, Any]) -> RelationdError:
