@@ -16,9 +16,7 @@ from handlers import lookup
 from handlers.context import Actor, Context
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
-
-_LEVEL_ID = {AccessLevel.read: 0, AccessLevel.write: 1, AccessLevel.admin: 2}
-_LEVEL_NAME = {v: k for k, v in _LEVEL_ID.items()}
+from handlers.values import AccessLevelId
 
 _LEVEL_OF = """
 SELECT level_id FROM model_access WHERE model_uuid = $1 AND user_name = $2
@@ -36,11 +34,11 @@ SELECT m.name AS model, a.user_name, a.level_id FROM model_access a
 JOIN model m ON m.uuid = a.model_uuid
 WHERE a.model_uuid = $1 ORDER BY a.user_name
 """
-_ADMINISTERED_ACCESS = """
+_ADMINISTERED_ACCESS = f"""
 SELECT m.name AS model, a.user_name, a.level_id FROM model_access a
 JOIN model m ON m.uuid = a.model_uuid
 WHERE $1::text IS NULL OR a.model_uuid IN (
-    SELECT model_uuid FROM model_access WHERE user_name = $1 AND level_id = 2)
+    SELECT model_uuid FROM model_access WHERE user_name = $1 AND level_id = {AccessLevelId.admin:d})
 ORDER BY m.name, a.user_name
 """
 _VISIBLE_MODELS = """
@@ -77,8 +75,8 @@ def level_to_check(actor: Actor, cmd: AnyCommand) -> AccessLevel | None:
 
 def check(actor: Actor, cmd: Any, needed: AccessLevel, model: Any, level_id: int | None) -> None:
     """Raises PermissionDenied, naming user, model and level, unless ``level_id`` suffices."""
-    if level_id is None or level_id < _LEVEL_ID[needed]:
-        has = "no access" if level_id is None else f"{_LEVEL_NAME[level_id].value} access"
+    if level_id is None or level_id < AccessLevelId.of(needed):
+        has = "no access" if level_id is None else f"{AccessLevelId(level_id).label} access"
         raise errors.PermissionDenied(
             f"user {actor.user!r} needs {needed.value} access to model {model['name']!r} for "
             f"{cmd.type} (has {has})",
@@ -108,7 +106,11 @@ async def authorize(ctx: Context, cmd: AnyCommand) -> None:
 async def grant_creator(conn: Any, actor: Actor, model_uuid: str) -> None:
     """The user who creates a model is its admin."""
     if actor.user is not None:
-        await conn.execute(_GRANT, model_uuid, actor.user, _LEVEL_ID[AccessLevel.admin])
+        await conn.execute(_GRANT, model_uuid, actor.user, AccessLevelId.admin)
+
+
+def _level(level_id: int) -> AccessLevel:
+    return AccessLevel(AccessLevelId(level_id).label)
 
 
 def _change(model_uuid: str, kind: str, user: str, level: AccessLevel | None) -> Change:
@@ -129,9 +131,9 @@ async def grant(ctx: Context, cmd: Grant) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, _LEVEL_ID[cmd.level])
+    changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, AccessLevelId.of(cmd.level))
     level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], cmd.user)
-    level = _LEVEL_NAME[level_id]
+    level = _level(level_id)
     out = [_change(model["uuid"], "granted", cmd.user, level)] if changed is not None else []
     return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level.value), out)
 
@@ -146,17 +148,17 @@ async def revoke(ctx: Context, cmd: Revoke) -> Outcome:
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
     current = await conn.fetchval(_LEVEL_OF, m, cmd.user)
-    target = _LEVEL_ID[cmd.level] - 1
+    target = AccessLevelId.of(cmd.level) - 1
     out: list[Change] = []
     if current is not None and current > target:
         if target < 0:
             await conn.execute(_DELETE_ACCESS, m, cmd.user)
         else:
             await conn.execute(_SET_LEVEL, m, cmd.user, target)
-        left = _LEVEL_NAME[target] if target >= 0 else None
+        left = _level(target) if target >= 0 else None
         out.append(_change(m, "revoked", cmd.user, left))
         current = target if target >= 0 else None
-    level = _LEVEL_NAME[current].value if current is not None else None
+    level = _level(current).value if current is not None else None
     return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level), out)
 
 
@@ -171,10 +173,7 @@ async def list_access(ctx: Context, cmd: ListAccess) -> Outcome:
     else:
         rows = await conn.fetch(_ADMINISTERED_ACCESS, None if actor.superuser else actor.user)
     return Outcome(
-        [
-            AccessInfo(model=r["model"], user=r["user_name"], level=_LEVEL_NAME[r["level_id"]].value)
-            for r in rows
-        ]
+        [AccessInfo(model=r["model"], user=r["user_name"], level=_level(r["level_id"]).value) for r in rows]
     )
 
 

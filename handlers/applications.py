@@ -30,11 +30,9 @@ from handlers.context import Context
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation
+from handlers.values import Life, RoleId, ScopeId
 
 Record = Any
-
-_ROLE_ID = {Role.provider: 0, Role.requirer: 1, Role.peer: 2}
-_SCOPE_ID = {Scope.global_: 0, Scope.container: 1}
 
 _INSERT_CHARM = "INSERT INTO charm (model_uuid, uuid, name, subordinate) VALUES ($1, $2, $3, $4)"
 _INSERT_CHARM_RELATIONS = """
@@ -75,8 +73,9 @@ ON CONFLICT (model_uuid, application_uuid) DO UPDATE SET unit_uuid = EXCLUDED.un
 WHERE application_leader.unit_uuid IS DISTINCT FROM EXCLUDED.unit_uuid
 RETURNING unit_uuid
 """
-_APPLICATION_DYING = """
-UPDATE application SET life_id = 1 WHERE model_uuid = $1 AND uuid = $2 AND life_id = 0
+_APPLICATION_DYING = f"""
+UPDATE application SET life_id = {Life.dying:d}
+WHERE model_uuid = $1 AND uuid = $2 AND life_id = {Life.alive:d}
 RETURNING uuid
 """
 _UNITS_OF_APPLICATION = """
@@ -137,11 +136,11 @@ async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
         charm_uuid,
         [str(uuid.uuid4()) for _ in defs],
         [name for name, _, _ in defs],
-        [_ROLE_ID[role] for _, role, _ in defs],
+        [RoleId.of(role) for _, role, _ in defs],
         [meta.interface for _, _, meta in defs],
         [meta.limit for _, _, meta in defs],
         [meta.optional for _, _, meta in defs],
-        [_SCOPE_ID[meta.scope] for _, _, meta in defs],
+        [ScopeId.of(meta.scope) for _, _, meta in defs],
     )
     app_uuid = await conn.fetchval(_INSERT_APPLICATION, m, str(uuid.uuid4()), cmd.application, charm_uuid)
     if app_uuid is None:
@@ -229,9 +228,9 @@ async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     app = await lookup.application(conn, model["uuid"], cmd.application)
-    if app["life_id"] != lookup.ALIVE:
+    if app["life_id"] != Life.alive:
         raise errors.ApplicationNotAlive(
-            f"cannot add units to application {cmd.application!r}: it is {lookup.LIFE[app['life_id']]}",
+            f"cannot add units to application {cmd.application!r}: it is {Life(app['life_id']).label}",
             application=cmd.application,
         )
     if app["subordinate"]:
@@ -307,7 +306,7 @@ async def list_applications(ctx: Context, cmd: ListApplications) -> Outcome:
         [
             ApplicationInfo(
                 name=r["name"],
-                life=lookup.LIFE[r["life_id"]],
+                life=Life(r["life_id"]).label,
                 subordinate=r["subordinate"],
                 leader=r["leader"],
                 units=list(r["units"]),

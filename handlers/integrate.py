@@ -10,25 +10,27 @@ from contracts.charm import Scope
 from contracts.commands import Integrate
 from contracts.names import split_endpoint
 from contracts.replies import RelationInfo
-from handlers import changes, lookup
+from handlers import changes
 from handlers.context import Context
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation, relation_endpoint_info
 from handlers.settings_bag import APPLICATION_BAG, write
+from handlers.values import Life
 
 Record = Any
 
 # The two named applications, each with its endpoints by name and, for an endpoint with a limit,
 # how many relations that are not dead use it. An unknown application has no rows.
-_APPLICATIONS = """
+_APPLICATIONS = f"""
 SELECT a.uuid AS application_uuid, a.name AS application_name, a.life_id, c.subordinate,
        e.endpoint_uuid, e.endpoint_name, e.role, e.interface, e.scope, e.capacity, e.optional,
        CASE WHEN e.capacity IS NOT NULL THEN (
            SELECT count(*) FROM relation_endpoint re
            JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
-           WHERE re.model_uuid = e.model_uuid AND re.endpoint_uuid = e.endpoint_uuid AND r.life_id < 2
+           WHERE re.model_uuid = e.model_uuid AND re.endpoint_uuid = e.endpoint_uuid
+             AND r.life_id < {Life.dead:d}
        ) END AS used
 FROM application a
 JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
@@ -60,9 +62,9 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
             endpoints=list(cmd.endpoints),
         )
     for app in (app1, app2):
-        if app["life_id"] != lookup.ALIVE:
+        if app["life_id"] != Life.alive:
             raise errors.ApplicationNotAlive(
-                f"application {app['application_name']!r} is {lookup.LIFE[app['life_id']]}",
+                f"application {app['application_name']!r} is {Life(app['life_id']).label}",
                 application=app["application_name"],
             )
     pair = infer(_endpoints(rows1), ep1_name, _endpoints(rows2), ep2_name)
@@ -112,7 +114,7 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
         id=relation_id,
         uuid=rel_uuid,
         key=key,
-        life=lookup.LIFE[lookup.ALIVE],
+        life=Life.alive.label,
         status="joining",
         message="",
         scope=Scope(scope),

@@ -11,77 +11,80 @@ from typing import Any
 
 from handlers import changes
 from handlers.outcome import Change
+from handlers.values import Life, RelationStatusId
 
 Record = Any
 
-_RELATION_DYING = """
-UPDATE relation SET life_id = 1
-WHERE model_uuid = $1 AND uuid = $2 AND life_id = 0
+_RELATION_DYING = f"""
+UPDATE relation SET life_id = {Life.dying:d}
+WHERE model_uuid = $1 AND uuid = $2 AND life_id = {Life.alive:d}
 RETURNING uuid, relation_id, key
 """
-_STATUS_BROKEN = """
-UPDATE relation_status SET status_type_id = 2, message = $3, updated_at = now()
-WHERE model_uuid = $1 AND relation_uuid = $2 AND status_type_id <> 2
+_STATUS_BROKEN = f"""
+UPDATE relation_status SET status_type_id = {RelationStatusId.broken:d}, message = $3, updated_at = now()
+WHERE model_uuid = $1 AND relation_uuid = $2 AND status_type_id <> {RelationStatusId.broken:d}
 """
 # In relation id order, not uuid order: the change events of removing an application then come
 # out in the same order however often the same commands are applied (uuids are random).
-_RELATIONS_OF_APPLICATION = """
+_RELATIONS_OF_APPLICATION = f"""
 SELECT DISTINCT r.uuid, r.relation_id FROM relation r
 JOIN relation_endpoint re ON re.model_uuid = r.model_uuid AND re.relation_uuid = r.uuid
-WHERE r.model_uuid = $1 AND re.application_uuid = $2 AND r.life_id = 0
+WHERE r.model_uuid = $1 AND re.application_uuid = $2 AND r.life_id = {Life.alive:d}
 ORDER BY r.relation_id
 """
-_UNIT_DYING = """
-UPDATE unit SET life_id = 1 WHERE model_uuid = $1 AND uuid = $2 AND life_id = 0 RETURNING name
+_UNIT_DYING = f"""
+UPDATE unit SET life_id = {Life.dying:d}
+WHERE model_uuid = $1 AND uuid = $2 AND life_id = {Life.alive:d} RETURNING name
 """
-_SUBORDINATES_DYING = """
-UPDATE unit SET life_id = 1 WHERE model_uuid = $1 AND principal_uuid = $2 AND life_id = 0
+_SUBORDINATES_DYING = f"""
+UPDATE unit SET life_id = {Life.dying:d}
+WHERE model_uuid = $1 AND principal_uuid = $2 AND life_id = {Life.alive:d}
 RETURNING name
 """
-_REAPABLE_RELATIONS = """
+_REAPABLE_RELATIONS = f"""
 SELECT r.uuid, r.relation_id, r.key FROM relation r
-WHERE r.model_uuid = $1 AND r.life_id = 1
+WHERE r.model_uuid = $1 AND r.life_id = {Life.dying:d}
   AND NOT EXISTS (
     SELECT 1 FROM relation_unit ru
     JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
     WHERE re.model_uuid = r.model_uuid AND re.relation_uuid = r.uuid)
 ORDER BY r.relation_id
 """
-_RELATION_DEAD = "UPDATE relation SET life_id = 2 WHERE model_uuid = $1 AND uuid = $2"
+_RELATION_DEAD = f"UPDATE relation SET life_id = {Life.dead:d} WHERE model_uuid = $1 AND uuid = $2"
 _DELETE_RELATION = "DELETE FROM relation WHERE model_uuid = $1 AND uuid = $2"
-_REAPABLE_UNITS = """
+_REAPABLE_UNITS = f"""
 SELECT u.uuid, u.name, u.application_uuid,
        EXISTS (SELECT 1 FROM application_leader l
                WHERE l.model_uuid = u.model_uuid AND l.unit_uuid = u.uuid) AS was_leader
 FROM unit u
-WHERE u.model_uuid = $1 AND u.life_id = 1
+WHERE u.model_uuid = $1 AND u.life_id = {Life.dying:d}
   AND NOT EXISTS (SELECT 1 FROM relation_unit ru
                   WHERE ru.model_uuid = u.model_uuid AND ru.unit_uuid = u.uuid)
   AND NOT EXISTS (SELECT 1 FROM unit s
                   WHERE s.model_uuid = u.model_uuid AND s.principal_uuid = u.uuid)
 ORDER BY u.name
 """
-_UNIT_DEAD = "UPDATE unit SET life_id = 2 WHERE model_uuid = $1 AND uuid = $2"
+_UNIT_DEAD = f"UPDATE unit SET life_id = {Life.dead:d} WHERE model_uuid = $1 AND uuid = $2"
 _DELETE_UNIT = "DELETE FROM unit WHERE model_uuid = $1 AND uuid = $2"
-_NEXT_LEADER = """
+_NEXT_LEADER = f"""
 INSERT INTO application_leader (model_uuid, application_uuid, unit_uuid)
 SELECT model_uuid, application_uuid, uuid FROM unit
-WHERE model_uuid = $1 AND application_uuid = $2 AND life_id = 0
+WHERE model_uuid = $1 AND application_uuid = $2 AND life_id = {Life.alive:d}
 ORDER BY number LIMIT 1
 ON CONFLICT (model_uuid, application_uuid) DO NOTHING
 RETURNING (SELECT name FROM unit WHERE model_uuid = $1 AND uuid = unit_uuid)
 """
 _APPLICATION_NAME = "SELECT name FROM application WHERE model_uuid = $1 AND uuid = $2"
-_REAPABLE_APPLICATIONS = """
+_REAPABLE_APPLICATIONS = f"""
 SELECT a.uuid, a.name, a.charm_uuid FROM application a
-WHERE a.model_uuid = $1 AND a.life_id = 1
+WHERE a.model_uuid = $1 AND a.life_id = {Life.dying:d}
   AND NOT EXISTS (SELECT 1 FROM unit u
                   WHERE u.model_uuid = a.model_uuid AND u.application_uuid = a.uuid)
   AND NOT EXISTS (SELECT 1 FROM relation_endpoint re
                   WHERE re.model_uuid = a.model_uuid AND re.application_uuid = a.uuid)
 ORDER BY a.name
 """
-_APPLICATION_DEAD = "UPDATE application SET life_id = 2 WHERE model_uuid = $1 AND uuid = $2"
+_APPLICATION_DEAD = f"UPDATE application SET life_id = {Life.dead:d} WHERE model_uuid = $1 AND uuid = $2"
 _DELETE_APPLICATION = "DELETE FROM application WHERE model_uuid = $1 AND uuid = $2"
 _DELETE_CHARM = "DELETE FROM charm WHERE model_uuid = $1 AND uuid = $2"
 

@@ -9,9 +9,6 @@ from contracts.names import is_uuid, unit_application
 
 Record = Any  # asyncpg.Record
 
-LIFE = {0: "alive", 1: "dying", 2: "dead"}
-ALIVE, DYING, DEAD = 0, 1, 2
-
 _MODEL_BY_UUID = "SELECT uuid, name FROM model WHERE uuid = $1::uuid"
 _MODEL_BY_NAME = "SELECT uuid, name FROM model WHERE name = $1"
 # The model ($1, name or UUID) and user $2's level on it (NULL: no access), for the access check:

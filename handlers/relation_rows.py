@@ -7,12 +7,13 @@ from typing import Any
 from contracts.charm import Role, Scope
 from contracts.replies import RelationEndpointInfo, RelationInfo
 from handlers import lookup
+from handlers.values import Life, RelationStatusId, ScopeId
 
 Record = Any
 
 # A relation in one round trip: the model's next id, the relation, its endpoints (requirer first)
 # and status joining; nothing, and the holder's id, if the key is taken.
-_CREATE_RELATION = """
+_CREATE_RELATION = f"""
 WITH taken AS (
     SELECT relation_id FROM relation WHERE model_uuid = $1 AND key = $3
 ), next_id AS (
@@ -29,7 +30,8 @@ WITH taken AS (
     FROM rel, unnest($5::uuid[], $6::uuid[], $7::uuid[]) WITH ORDINALITY
         AS e (uuid, endpoint_uuid, application_uuid, ord)
 ), status AS (
-    INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id) SELECT $1, uuid, 0 FROM rel
+    INSERT INTO relation_status (model_uuid, relation_uuid, status_type_id)
+    SELECT $1, uuid, {RelationStatusId.joining:d} FROM rel
 )
 SELECT (SELECT relation_id FROM rel) AS relation_id, (SELECT relation_id FROM taken) AS taken_id
 """
@@ -64,7 +66,7 @@ async def create_relation(
         model_uuid,
         relation_uuid,
         key,
-        int(container),
+        ScopeId.container if container else ScopeId.global_,
         *(list(column) for column in zip(*endpoints, strict=True)),
         is_peer,
     )
@@ -101,7 +103,7 @@ async def relation_info(conn: Any, model_uuid: str, rel: Record, *, with_units: 
         id=rel["relation_id"],
         uuid=rel["uuid"],
         key=rel["key"],
-        life=lookup.LIFE[rel["life_id"]],
+        life=Life(rel["life_id"]).label,
         status=rel["status"],
         message=rel["message"],
         scope=Scope(rel["scope"]),

@@ -20,6 +20,7 @@ from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
 from handlers.relation_rows import relation_info
+from handlers.values import Life, RelationStatusId
 
 Record = Any
 
@@ -62,9 +63,9 @@ _ENDPOINT_EXISTS = """
 SELECT 1 FROM v_application_endpoint
 WHERE model_uuid = $1 AND application_uuid = $2 AND endpoint_name = $3
 """
-_UNIT_RELATIONS = """
+_UNIT_RELATIONS = f"""
 SELECT re.relation_id, re.relation_uuid, r.key, re.endpoint_name, r.life_id,
-       rs.status_type_id = 4 AS suspended,
+       rs.status_type_id = {RelationStatusId.suspended:d} AS suspended,
        EXISTS (SELECT 1 FROM relation_unit ru
                WHERE ru.model_uuid = re.model_uuid AND ru.relation_endpoint_uuid = re.relation_endpoint_uuid
                  AND ru.unit_uuid = $3) AS in_scope
@@ -220,7 +221,7 @@ async def unit_relations(ctx: Context, cmd: UnitRelations) -> Outcome:
                 endpoint=r["endpoint_name"],
                 in_scope=r["in_scope"],
                 suspended=r["suspended"],
-                life=lookup.LIFE[r["life_id"]],
+                life=Life(r["life_id"]).label,
             )
             for r in rows
         ]

@@ -14,6 +14,7 @@ from handlers.context import Context
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import units_in_scope
+from handlers.values import Life, RelationStatusId
 
 Record = Any
 
@@ -43,7 +44,7 @@ WHERE model_uuid = $1 AND application_uuid = $2 AND principal_uuid = $3
 """
 # The unit enters, and what was archived when it last left goes; the first to enter moves the
 # relation from joining to joined (its message returned; no row: it had moved already).
-_ENTER = """
+_ENTER = f"""
 WITH entered AS (
     INSERT INTO relation_unit (model_uuid, uuid, relation_endpoint_uuid, application_uuid, unit_uuid)
     VALUES ($1, $2, $3, $4, $5)
@@ -51,8 +52,8 @@ WITH entered AS (
     DELETE FROM relation_unit_archive
     WHERE model_uuid = $1 AND relation_endpoint_uuid = $3 AND unit_name = $7
 )
-UPDATE relation_status SET status_type_id = 1, updated_at = now()
-WHERE model_uuid = $1 AND relation_uuid = $6 AND status_type_id = 0
+UPDATE relation_status SET status_type_id = {RelationStatusId.joined:d}, updated_at = now()
+WHERE model_uuid = $1 AND relation_uuid = $6 AND status_type_id = {RelationStatusId.joining:d}
 RETURNING message
 """
 
@@ -75,10 +76,10 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel, unit, endpoints = found.relation, found.unit, found.endpoints
     for what, life in (("relation", rel["life_id"]), ("unit", unit["life_id"])):
-        if life != lookup.ALIVE:
+        if life != Life.alive:
             raise errors.CannotEnterScopeNotAlive(
                 f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']} "
-                f"({rel['key']}): the {what} is {lookup.LIFE[life]}",
+                f"({rel['key']}): the {what} is {Life(life).label}",
                 unit=cmd.unit,
                 relation_id=rel["relation_id"],
             )
@@ -97,10 +98,10 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
                 )
                 created.append(name)
                 out += sub_changes
-            elif sub["life_id"] != lookup.ALIVE:
+            elif sub["life_id"] != Life.alive:
                 raise errors.CannotEnterScopeSubordinateNotAlive(
                     f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']}: "
-                    f"its subordinate {sub['name']!r} is {lookup.LIFE[sub['life_id']]}",
+                    f"its subordinate {sub['name']!r} is {Life(sub['life_id']).label}",
                     unit=cmd.unit,
                     subordinate=sub["name"],
                 )

@@ -24,6 +24,7 @@ from handlers import containers, lookup
 from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
+from handlers.values import Life
 
 Record = Any
 
@@ -135,7 +136,7 @@ def _relation(
         id=rel["relation_id"],
         uuid=str(rel["uuid"]),
         key=rel["key"],
-        life=lookup.LIFE[rel["life_id"]],
+        life=Life(rel["life_id"]).label,
         status=rel["status"],
         message=rel["message"],
         scope=scope,

@@ -9,10 +9,9 @@ from handlers import changes, lookup
 from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
+from handlers.values import RelationStatusId
 
 S = RelationStatus
-
-_STATUS_ID = {S.joining: 0, S.joined: 1, S.broken: 2, S.suspending: 3, S.suspended: 4, S.error: 5}
 
 # Statuses each status may NOT be reached from (Juju's rules); broken and error from anything.
 _REFUSED_FROM: dict[RelationStatus, frozenset[RelationStatus]] = {
@@ -69,6 +68,6 @@ async def set_relation_status(ctx: Context, cmd: SetRelationStatus) -> Outcome:
     message = transition(current, rel["message"], cmd.status, cmd.message)
     out = []
     if (current, rel["message"]) != (cmd.status, message):
-        await conn.execute(_SET_STATUS, m, rel["uuid"], _STATUS_ID[cmd.status], message)
+        await conn.execute(_SET_STATUS, m, rel["uuid"], RelationStatusId.of(cmd.status), message)
         out.append(changes.relation_status(m, rel, cmd.status.value, message))
     return Outcome(StatusResult(id=rel["relation_id"], status=cmd.status.value, message=message), out)

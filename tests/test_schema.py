@@ -18,8 +18,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from contracts.charm import Role, Scope
+from contracts.commands import AccessLevel, RelationStatus
 from daemon.migrate import SCHEMA_VERSION, apply_schema, migrations, schema_path, schema_version
 from handlers.db import init_connection
+from handlers.values import LOOKUP_TABLES, AccessLevelId, Life, RelationStatusId, RoleId, ScopeId
 from tests.domain import Domain
 
 ADMIN_DSN = os.environ.get("RELATIOND_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -251,25 +254,25 @@ def test_migrations_run_gapless_up_to_the_schema_version(tmp_path: Path) -> None
         migrations(tmp_path / "schema.sql")
 
 
-async def test_schema_records_its_lookup_values(scratch_url: str) -> None:
+async def test_the_named_values_are_the_lookup_tables_rows(scratch_url: str) -> None:
+    """handlers/values.py names each lookup table's rows; SQL takes its ids from there, so an enum
+    that drifted from its table would store the wrong life, status, level, role or scope."""
     conn = await asyncpg.connect(scratch_url)
     try:
         await apply_schema(conn)
-        catalog = await _catalog(conn)
+        tables = {
+            table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
+            for table in LOOKUP_TABLES
+        }
     finally:
         await conn.close()
-
-    assert catalog["life"] == [(0, "alive"), (1, "dying"), (2, "dead")]
-    assert [name for _, name in catalog["status_types"]] == [
-        "joining",
-        "joined",
-        "broken",
-        "suspending",
-        "suspended",
-        "error",
-    ]
-    assert catalog["roles"] == [(0, "provider"), (1, "requirer"), (2, "peer")]
-    assert catalog["scopes"] == [(0, "global"), (1, "container")]
+    for table, values in LOOKUP_TABLES.items():
+        assert tables[table] == [(v.value, v.label) for v in values], table
+    assert [v.label for v in RelationStatusId] == [s.value for s in RelationStatus]
+    assert [v.label for v in AccessLevelId] == [a.value for a in AccessLevel]
+    assert [v.label for v in RoleId] == [r.value for r in Role]
+    assert [v.label for v in ScopeId] == [s.value for s in Scope]
+    assert ScopeId.of(Scope.global_) is ScopeId.global_ and Life.of("dying") is Life.dying
 
 
 # ---- constraints, bypassing the handlers ----------------------------------------------------
