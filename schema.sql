@@ -237,7 +237,8 @@ CREATE INDEX relation_unit_unit ON relation_unit (model_uuid, unit_uuid);
 
 -- Reaping (after every leave scope, unit or application removal) looks for what is dying in the
 -- model. Nearly every row is alive, so these partial indexes stay small and spare a scan of every
--- relation, unit and application of the model (100,000 of each in the scale benchmark).
+-- relation, unit and application of the model (100,000 of each in the scale benchmark). An index
+-- predicate takes a constant only: 1 is dying in table life (tests/test_schema.py checks it).
 CREATE INDEX relation_dying ON relation (model_uuid) WHERE life_id = 1;
 CREATE INDEX unit_dying ON unit (model_uuid) WHERE life_id = 1;
 CREATE INDEX application_dying ON application (model_uuid) WHERE life_id = 1;
@@ -425,7 +426,7 @@ BEGIN
     FROM relation_endpoint re
     JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
     WHERE re.model_uuid = NEW.model_uuid AND re.endpoint_uuid = NEW.endpoint_uuid
-      AND r.life_id < 2 AND NOT r.is_peer;
+      AND r.life_id <> (SELECT id FROM life WHERE value = 'dead') AND NOT r.is_peer;
     IF n > cap THEN
         RAISE EXCEPTION 'endpoint % is in % relations; its limit is %', NEW.endpoint_uuid, n, cap
             USING ERRCODE = 'check_violation';
@@ -442,7 +443,7 @@ CREATE CONSTRAINT TRIGGER relation_endpoint_limit
 CREATE FUNCTION relation_dead_scope_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.life_id = 2 AND EXISTS (
+    IF NEW.life_id = (SELECT id FROM life WHERE value = 'dead') AND EXISTS (
         SELECT 1 FROM relation_unit ru
         JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
         WHERE re.model_uuid = NEW.model_uuid AND re.relation_uuid = NEW.uuid
@@ -466,7 +467,8 @@ BEGIN
     SELECT r.relation_id INTO rid
     FROM relation_endpoint re
     JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
-    WHERE re.model_uuid = NEW.model_uuid AND re.uuid = NEW.relation_endpoint_uuid AND r.life_id = 2;
+    WHERE re.model_uuid = NEW.model_uuid AND re.uuid = NEW.relation_endpoint_uuid
+      AND r.life_id = (SELECT id FROM life WHERE value = 'dead');
     IF FOUND THEN
         RAISE EXCEPTION 'relation % is dead; no unit may enter its scope', rid
             USING ERRCODE = 'check_violation';

@@ -104,3 +104,60 @@ CREATE CONSTRAINT TRIGGER relation_unit_archive_exclusive
     AFTER INSERT OR UPDATE ON relation_unit_archive
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION relation_unit_archive_check();
+
+-- The checks on dead relations name the value instead of its id.
+CREATE OR REPLACE FUNCTION relation_endpoint_limit_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    cap integer;
+    n integer;
+BEGIN
+    SELECT cr.capacity INTO cap
+    FROM application_endpoint ae
+    JOIN charm_relation cr ON cr.model_uuid = ae.model_uuid AND cr.uuid = ae.charm_relation_uuid
+    WHERE ae.model_uuid = NEW.model_uuid AND ae.uuid = NEW.endpoint_uuid;
+    IF cap IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO n
+    FROM relation_endpoint re
+    JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
+    WHERE re.model_uuid = NEW.model_uuid AND re.endpoint_uuid = NEW.endpoint_uuid
+      AND r.life_id <> (SELECT id FROM life WHERE value = 'dead') AND NOT r.is_peer;
+    IF n > cap THEN
+        RAISE EXCEPTION 'endpoint % is in % relations; its limit is %', NEW.endpoint_uuid, n, cap
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_dead_scope_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.life_id = (SELECT id FROM life WHERE value = 'dead') AND EXISTS (
+        SELECT 1 FROM relation_unit ru
+        JOIN relation_endpoint re ON re.model_uuid = ru.model_uuid AND re.uuid = ru.relation_endpoint_uuid
+        WHERE re.model_uuid = NEW.model_uuid AND re.relation_uuid = NEW.uuid
+    ) THEN
+        RAISE EXCEPTION 'relation % cannot be dead while units are in its scope', NEW.relation_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION relation_unit_dead_relation_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT r.relation_id INTO rid
+    FROM relation_endpoint re
+    JOIN relation r ON r.model_uuid = re.model_uuid AND r.uuid = re.relation_uuid
+    WHERE re.model_uuid = NEW.model_uuid AND re.uuid = NEW.relation_endpoint_uuid
+      AND r.life_id = (SELECT id FROM life WHERE value = 'dead');
+    IF FOUND THEN
+        RAISE EXCEPTION 'relation % is dead; no unit may enter its scope', rid
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;

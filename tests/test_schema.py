@@ -264,6 +264,9 @@ async def test_the_named_values_are_the_lookup_tables_rows(scratch_url: str) -> 
             table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
             for table in LOOKUP_TABLES
         }
+        dying_indexes = await conn.fetch(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE indexname LIKE '%\\_dying' ORDER BY 1"
+        )
     finally:
         await conn.close()
     for table, values in LOOKUP_TABLES.items():
@@ -272,6 +275,10 @@ async def test_the_named_values_are_the_lookup_tables_rows(scratch_url: str) -> 
     assert [v.label for v in AccessLevelId] == [a.value for a in AccessLevel]
     assert [v.label for v in RoleId] == [r.value for r in Role]
     assert [v.label for v in ScopeId] == [s.value for s in Scope]
+    # A partial index's predicate is a constant: the dying rows' indexes name Life.dying's id.
+    assert [r["tablename"] for r in dying_indexes] == ["application", "relation", "unit"]
+    for r in dying_indexes:
+        assert r["indexdef"].endswith(f"WHERE (life_id = {Life.dying:d})"), r["indexdef"]
     assert ScopeId.of(Scope.global_) is ScopeId.global_ and Life.of("dying") is Life.dying
 
 
