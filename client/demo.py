@@ -47,7 +47,7 @@ class Collector:
         self.watch = watch
         self.events: list[ChangeEvent] = []
         self.arrived = asyncio.Event()
-        self.task = asyncio.create_task(self._run())
+        self.task = asyncio.create_task(self._run(), name="demo watcher")
 
     async def _run(self) -> None:
         async for event in self.watch:

@@ -192,7 +192,9 @@ class RelationClient(RelationCommands):
         self._ready.clear()
         self._fail_pending(_ConnectionLost(f"the broker connection closed: {exc}"))
         if not self._closing and self.url is not None and self._reconnecting is None:
-            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnecting = asyncio.get_running_loop().create_task(
+                self._reconnect(), name="client reconnect"
+            )
 
     def _on_channel_closed(self, _sender: object, exc: BaseException | None = None) -> None:
         if not self.connection.is_closed:  # the channel alone: the broker closed it on an error

@@ -212,10 +212,12 @@ class Broker:
             try:
                 await self._open(on_message, lost)
                 delays = backoff(0.1, 5.0)
-                stop_wait = asyncio.create_task(self._stop.wait())
-                lost_wait = asyncio.create_task(lost.wait())
+                stop_wait = asyncio.create_task(self._stop.wait(), name="broker wait stop")
+                lost_wait = asyncio.create_task(lost.wait(), name="broker wait session lost")
                 assert self._publish_channel is not None
-                probe = asyncio.create_task(self._probe(self._publish_channel, lost))
+                probe = asyncio.create_task(
+                    self._probe(self._publish_channel, lost), name="broker probe session"
+                )
                 await asyncio.wait({stop_wait, lost_wait, probe}, return_when=asyncio.FIRST_COMPLETED)
                 for task in (stop_wait, lost_wait, probe):
                     task.cancel()

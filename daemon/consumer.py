@@ -61,7 +61,8 @@ class CommandConsumer:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(
-            tracing.within("relationd process", self.handle(message), "CONSUMER", message.headers)
+            tracing.within("relationd process", self.handle(message), "CONSUMER", message.headers),
+            name=f"command {(message.message_id or '')[:64]}",
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -77,7 +78,7 @@ class CommandConsumer:
         started = time.perf_counter()
         stage = Stage.received
         cmd_type = "?"
-        outcome = "error"
+        outcome = Disposition.error
         model: str | None = None
         user = message.user_id
         code: str | None = None
@@ -89,7 +90,7 @@ class CommandConsumer:
         try:
             undecodable = amqp_decoding.fault_of(message.headers)
             if undecodable is not None:
-                outcome = "invalid"
+                outcome = Disposition.invalid
                 invalid = errors.InvalidCommand(undecodable.message, field=undecodable.field)
                 await self._refuse(message, invalid)
                 stage = Stage.acked
@@ -98,7 +99,7 @@ class CommandConsumer:
                 self.fairness.admit(sender, len(message.body))
                 admitted = True
             except errors.RateLimited as err:
-                outcome = "rate_limited"
+                outcome = Disposition.rate_limited
                 code = str(err.code)
                 await self._turn_away(message, err)
                 stage = Stage.acked
@@ -111,7 +112,7 @@ class CommandConsumer:
                     max_body_bytes=self.settings.max_body_bytes,
                 )
             except RelationdError as err:
-                outcome = "invalid"
+                outcome = Disposition.invalid
                 await self._refuse(message, err)
                 stage = Stage.acked
                 return
@@ -121,7 +122,7 @@ class CommandConsumer:
             try:
                 actor = self._actor(message)
             except RelationdError as err:
-                outcome = "unauthorized"
+                outcome = Disposition.unauthorized
                 await self._refuse(message, err, cmd_type)
                 stage = Stage.acked
                 return
@@ -132,10 +133,10 @@ class CommandConsumer:
                     trace_committed(parsed.command_id)
                 if applied.events and self.on_events is not None:
                     self.on_events()
-                outcome = applied.disposition.value
+                outcome = applied.disposition
                 code = (applied.reply.get("error") or {}).get("code")
             except ShuttingDown:
-                outcome = "abandoned"
+                outcome = Disposition.abandoned
                 return
             except Exception:
                 error_id = str(uuid.uuid4())
@@ -143,7 +144,7 @@ class CommandConsumer:
                 internal = errors.Internal(
                     f"internal error applying {cmd_type}; reference {error_id}", error_id=error_id
                 )
-                outcome = "internal"
+                outcome = Disposition.internal
                 await self._refuse(message, internal, cmd_type)
                 stage = Stage.acked
                 return
@@ -165,9 +166,9 @@ class CommandConsumer:
             if admitted:
                 self.fairness.leave(sender, len(message.body))
             metrics.IN_FLIGHT.dec()
-            tracing.annotate(outcome=outcome)
+            tracing.annotate(outcome=outcome.value)
             elapsed = time.perf_counter() - started
-            metrics.COMMANDS.labels(cmd_type, outcome).inc()
+            metrics.COMMANDS.labels(cmd_type, outcome.value).inc()
             metrics.COMMAND_SECONDS.labels(cmd_type).observe(elapsed)
             log.info(
                 "command",
@@ -175,7 +176,7 @@ class CommandConsumer:
                 model=model,
                 command_id=message.message_id,
                 user=user,
-                outcome=outcome,
+                outcome=outcome.value,
                 code=code,
                 stage=stage.value,
                 ms=round(elapsed * 1000, 2),

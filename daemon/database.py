@@ -108,7 +108,8 @@ class Session(asyncpg.Connection):  # type: ignore[misc]
         protocol = self._protocol
         timeout = self._config.command_timeout or 10.0
         task = asyncio.get_running_loop().create_task(
-            _send_cancel(self._addr, self._params, protocol.backend_pid, protocol.backend_secret, timeout)
+            _send_cancel(self._addr, self._params, protocol.backend_pid, protocol.backend_secret, timeout),
+            name=f"cancel statement of backend {protocol.backend_pid}",
         )
         _CANCELS.add(task)
         task.add_done_callback(_CANCELS.discard)
@@ -150,7 +151,10 @@ async def connect_primary(url: str, *, connect_timeout: float = 5.0, **kwargs: A
 
 async def _race(urls: list[str], attrs: str, timeout: float, kwargs: dict[str, Any]) -> Any:
     """One round of connect_primary: every host at once, the first primary kept."""
-    tasks = [asyncio.create_task(_probe(u, attrs, timeout, kwargs)) for u in urls]
+    tasks = [
+        asyncio.create_task(_probe(u, attrs, timeout, kwargs), name=f"probe database host {i}")
+        for i, u in enumerate(urls)
+    ]
     chosen: Any = None
     try:
         pending = set(tasks)

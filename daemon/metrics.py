@@ -8,7 +8,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 COMMANDS = Counter(
     "relationd_commands_total",
-    "Commands handled, by type and outcome (applied, refused, duplicate, read, invalid, internal).",
+    "Commands handled, by type and outcome (daemon.disposition.Disposition: applied, refused, ...).",
     ["type", "outcome"],
     registry=REGISTRY,
 )

@@ -121,7 +121,7 @@ class OutboxRelay:
                     log.warning("outbox notice not sent", error=str(exc) or type(exc).__name__)
 
     async def run(self) -> None:
-        notifier = asyncio.create_task(self._notify())
+        notifier = asyncio.create_task(self._notify(), name="outbox notice listener")
         try:
             await self._run()
         finally:
@@ -165,11 +165,14 @@ class OutboxRelay:
 
     async def _sleep(self, timeout: float) -> None:
         """Until woken by a commit, stopped, the broker back, or ``timeout`` seconds passed."""
-        waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(self._stop.wait())]
+        waiters = [
+            asyncio.create_task(self.wake.wait(), name="outbox wait commit"),
+            asyncio.create_task(self._stop.wait(), name="outbox wait stop"),
+        ]
         # Decided by what the last drain saw, not by now: a broker that connected in between
         # must still end this sleep, or the lead waits a whole poll for nothing.
         if not self._saw_broker:
-            waiters.append(asyncio.create_task(self.broker.connected.wait()))
+            waiters.append(asyncio.create_task(self.broker.connected.wait(), name="outbox wait broker"))
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
@@ -233,7 +236,8 @@ class OutboxRelay:
                             event_body(row),
                             message_id=str(row["event_id"]),
                         ),
-                    )
+                    ),
+                    name=f"publish event {row['event_id']}",
                 )
                 for row in rows
             ]

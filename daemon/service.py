@@ -78,8 +78,8 @@ class Service:
             )
         # The database may be unreachable for a long time (create_pool waits for ever): a stop
         # request must still end the daemon at once, as systemd expects of a starting service.
-        pool = asyncio.create_task(create_pool(s))
-        stop = asyncio.create_task(self.stop_requested.wait())
+        pool = asyncio.create_task(create_pool(s), name="relationd connect database")
+        stop = asyncio.create_task(self.stop_requested.wait(), name="relationd wait stop")
         await asyncio.wait({pool, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if not pool.done():
@@ -107,17 +107,17 @@ class Service:
         metrics.OUTBOX_MAX_LAG.set(s.outbox_max_lag_seconds)
         self.consumer = CommandConsumer(s, self.pool, self.broker, on_events=self.relay.committed)
         self._tasks = [
-            asyncio.create_task(self.broker.run(self.consumer.on_message)),
-            asyncio.create_task(self.relay.run()),
+            asyncio.create_task(self.broker.run(self.consumer.on_message), name="relationd broker session"),
+            asyncio.create_task(self.relay.run(), name="relationd outbox relay"),
         ]
         self.retention = EventRetention(s, self.pool)
-        self._tasks.append(asyncio.create_task(self.retention.run()))
+        self._tasks.append(asyncio.create_task(self.retention.run(), name="relationd event retention"))
         if s.http_port:
             self.http = HealthServer(s.http_host, s.http_port, self.readiness)
             await self.http.start()
         self.notifier.status("connecting to the broker")
-        connected = asyncio.create_task(self.broker.connected.wait())
-        stop = asyncio.create_task(self.stop_requested.wait())
+        connected = asyncio.create_task(self.broker.connected.wait(), name="relationd wait broker")
+        stop = asyncio.create_task(self.stop_requested.wait(), name="relationd wait stop")
         await asyncio.wait({connected, stop}, return_when=asyncio.FIRST_COMPLETED)
         connected.cancel()
         stop.cancel()
