@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from contracts import topology
-from contracts.commands import COMMAND_TYPES
+from contracts.commands import COMMAND_TYPES, access_help, declared_errors, errors_help
 from contracts.errors import ErrorCode
 from contracts.events import KINDS, NO_RELATION, ChangeEvent, Namespace
 from contracts.replies import ErrorReply
@@ -37,7 +37,10 @@ unique `message_id`, the command id: a command sent again with the same id is ap
 answered with the same reply. A client that wants an answer sets `reply_to` and
 `correlation_id`; the **reply** goes to that queue with that correlation id, after the command's
 transaction committed: `{{"ok": true, "result": ...}}` or `{{"ok": false, "error": {{"code",
-"message"}}}}`. Error codes are stable (`ErrorCode`).
+"message"}}}}`. Error codes are stable (`ErrorCode`). Each command message names the access it
+needs (`x-access`: read, write, admin, or null for any authenticated user) and the domain codes
+it may be refused with (`x-errors`); any command may also get `InvalidCommand`, `UnknownCommand`,
+`Unauthorized`, `RateLimited`, `PayloadTooLarge` or `Internal`.
 
 Every committed change is published as a **change event** on the topic exchange `{events}` with
 routing key `<model-uuid>.<namespace>.<relation-id or {norel}>`: bind `<model-uuid>.#` for one model,
@@ -131,6 +134,9 @@ def build() -> dict[str, Any]:
             "name": name,
             "title": cls.__name__,
             "summary": _summary(cls),
+            "description": " ".join(filter(None, (access_help(cls), errors_help(cls)))),
+            "x-access": cls.access.value if cls.access is not None else None,
+            "x-errors": declared_errors(cls),
             "contentType": topology.CONTENT_TYPE,
             "correlationId": correlation,
             "payload": command_roots[name],

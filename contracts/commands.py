@@ -107,6 +107,25 @@ def declare(result: Any, *, access: AccessLevel | None, raises: Iterable[E] = ()
 READ, WRITE, ADMIN = AccessLevel.read, AccessLevel.write, AccessLevel.admin
 
 
+def declared_errors(cls: type[_Command]) -> list[str]:
+    """The domain error codes ``cls`` declares, sorted: what the client, relctl and the AsyncAPI
+    document list for it."""
+    return sorted(code.value for code in cls.raises)
+
+
+def access_help(cls: type[_Command]) -> str:
+    """Who may send ``cls``, in a sentence."""
+    if cls.access is None:
+        return "Any authenticated user may send it."
+    return f"Needs {cls.access.value} access to the model."
+
+
+def errors_help(cls: type[_Command]) -> str:
+    """``cls``'s declared error codes in a sentence ("" when it declares none)."""
+    codes = declared_errors(cls)
+    return f"Raises {', '.join(codes)}." if codes else ""
+
+
 class _ModelCommand(_Command):
     model: ModelRef = Field(description="The model's name or UUID.")
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 
 from client import DaemonUnreachable, RelationClient
-from client.api import InvalidArgument
+from client.api import InvalidArgument, RelationCommands
 from client.rpc import BrokerUnreachable
 from contracts import errors
-from contracts.commands import COMMAND_TYPES
+from contracts.commands import COMMAND_TYPES, declared_errors
 from contracts.events import ChangeEvent
 from contracts.replies import (
     AccessInfo,
@@ -166,3 +166,15 @@ async def test_call_on_a_closed_channel_raises_broker_unreachable(idle_amqp: str
         command_id = str(uuid.uuid4())
         with pytest.raises(BrokerUnreachable, match=command_id):
             await client.list_models(command_id=command_id)
+
+
+def test_each_command_has_one_typed_method_returning_its_declared_result() -> None:
+    methods = {
+        name: getattr(RelationCommands, name)
+        for name in dir(RelationCommands)
+        if hasattr(getattr(RelationCommands, name), "command")
+    }
+    assert sorted(m.command.model_fields["type"].default for m in methods.values()) == sorted(COMMAND_TYPES)
+    for method in methods.values():
+        assert get_type_hints(method)["return"] == method.command.result_type, method.__name__
+        assert all(code in (method.__doc__ or "") for code in declared_errors(method.command))
