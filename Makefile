@@ -53,7 +53,7 @@ test: venv
 lint: venv
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy daemon handlers contracts
+	@$(BIN)/mypy daemon handlers contracts client
 
 fault: venv services
 	@$(call pytest,-m slow)
