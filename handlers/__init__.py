@@ -3,6 +3,8 @@
 Handlers know nothing of AMQP. Each registers against its command's contract class
 (:func:`~handlers.registry.handles`), takes ``(context, command)``, runs inside a transaction the
 caller owns, and returns an :class:`~handlers.outcome.Outcome`: the result and the changes it made.
+The error codes a handler may raise are declared on its command (``contracts.commands.declare``),
+not in its docstring; the test suite checks them.
 """
 
 # Importing the handler modules registers their handlers.

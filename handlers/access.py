@@ -125,10 +125,7 @@ def _change(model_uuid: str, kind: str, user: str, level: AccessLevel | None) ->
 
 @handles(Grant)
 async def grant(ctx: Context, cmd: Grant) -> Outcome:
-    """Raise a user's access to ``level``; a lower grant than the user has changes nothing.
-
-    Raises ModelNotFound.
-    """
+    """Raise a user's access to ``level``; a lower grant than the user has changes nothing."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, AccessLevelId.of(cmd.level))
@@ -140,10 +137,7 @@ async def grant(ctx: Context, cmd: Grant) -> Outcome:
 
 @handles(Revoke)
 async def revoke(ctx: Context, cmd: Revoke) -> Outcome:
-    """Lower a user's access to below ``level`` (revoking read removes all access).
-
-    Raises ModelNotFound.
-    """
+    """Lower a user's access to below ``level`` (revoking read removes all access)."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
@@ -188,10 +182,7 @@ async def list_models(ctx: Context, cmd: ListModels) -> Outcome:
 
 @handles(RemoveModel)
 async def remove_model(ctx: Context, cmd: RemoveModel) -> Outcome:
-    """Remove a model and all it holds. Its change log stays, ending with ``model removed``.
-
-    Raises ModelNotFound.
-    """
+    """Remove a model and all it holds. Its change log stays, ending with ``model removed``."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     for statement in _REMOVE_MODEL:

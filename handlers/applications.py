@@ -113,11 +113,7 @@ def endpoint_info(row: Record) -> EndpointInfo:
 
 @handles(Deploy)
 async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
-    """Deploy an application: its charm's endpoints, ``juju-info``, peer relations and units.
-
-    Raises ModelNotFound, SubordinateUnitsNotAddable (units asked of a subordinate charm),
-    ApplicationAlreadyExists.
-    """
+    """Deploy an application: its charm's endpoints, ``juju-info``, peer relations and units."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
@@ -221,10 +217,7 @@ async def add_subordinate_unit(
 
 @handles(AddUnits)
 async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
-    """Add units; the first unit of a leaderless application becomes its leader.
-
-    Raises ModelNotFound, ApplicationNotFound, ApplicationNotAlive, SubordinateUnitsNotAddable.
-    """
+    """Add units; the first unit of a leaderless application becomes its leader."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     app = await lookup.application(conn, model["uuid"], cmd.application)
@@ -245,7 +238,7 @@ async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
 
 @handles(SetLeader)
 async def set_leader(ctx: Context, cmd: SetLeader) -> Outcome:
-    """Make a unit its application's leader. Raises ModelNotFound, UnitNotFound."""
+    """Make a unit its application's leader."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     unit = await lookup.unit(conn, model["uuid"], cmd.unit)
@@ -260,7 +253,7 @@ async def set_leader(ctx: Context, cmd: SetLeader) -> Outcome:
 async def remove_unit(ctx: Context, cmd: RemoveUnit) -> Outcome:
     """Make a unit (and its subordinates) dying; removed once in no scope and without subordinates.
 
-    Idempotent. Raises ModelNotFound, UnitNotFound.
+    Idempotent.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
@@ -275,7 +268,7 @@ async def remove_unit(ctx: Context, cmd: RemoveUnit) -> Outcome:
 async def remove_application(ctx: Context, cmd: RemoveApplication) -> Outcome:
     """Make an application, its units and its relations dying; remove what nothing holds.
 
-    Idempotent. Raises ModelNotFound, ApplicationNotFound.
+    Idempotent.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
@@ -318,7 +311,7 @@ async def list_applications(ctx: Context, cmd: ListApplications) -> Outcome:
 
 @handles(ApplicationEndpoints)
 async def application_endpoints(ctx: Context, cmd: ApplicationEndpoints) -> Outcome:
-    """Raises ModelNotFound, ApplicationNotFound."""
+    """An application's endpoints."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     app = await lookup.application(conn, model["uuid"], cmd.application)

@@ -34,10 +34,7 @@ SELECT COALESCE((SELECT min(seq) FROM change_event WHERE model_uuid = $1),
 
 @handles(EventsAfter)
 async def events_after(ctx: Context, cmd: EventsAfter) -> Outcome:
-    """Events with ``seq > after`` in sequence order, at most ``limit``.
-
-    Raises ModelNotFound, EventsExpired (events after ``after`` were deleted by retention).
-    """
+    """Events with ``seq > after`` in sequence order, at most ``limit``."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     rows = await conn.fetch(

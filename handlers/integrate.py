@@ -43,12 +43,7 @@ _RELATION_BY_KEY = "SELECT relation_id FROM relation WHERE model_uuid = $1 AND k
 
 @handles(Integrate)
 async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
-    """Create a relation between two applications' compatible endpoints, status joining.
-
-    Raises ModelNotFound, ApplicationNotFound, ApplicationNotAlive, CompatibleEndpointsNotFound,
-    AmbiguousRelation, RelationAlreadyExists, ContainerScopeRequiresSubordinate,
-    EndpointQuotaLimitExceeded, ApplicationNotFoundForRelation (settings for a third application).
-    """
+    """Create a relation between two applications' compatible endpoints, status joining."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]

@@ -29,8 +29,6 @@ _INSERT_ALPHA_SPACE = "INSERT INTO space (model_uuid, uuid, name) VALUES ($1, $2
 async def create_model(ctx: Context, cmd: CreateModel) -> Outcome:
     """Create a model with its relation and event sequences and the default space; the user who
     creates it is its admin.
-
-    Raises ModelAlreadyExists when the name is taken.
     """
     conn = ctx.conn
     actor = ctx.actor

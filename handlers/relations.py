@@ -79,11 +79,7 @@ ORDER BY re.relation_id
 
 @handles(RemoveRelation)
 async def remove_relation(ctx: Context, cmd: RemoveRelation) -> Outcome:
-    """Make a relation dying, status broken; removed at once if no unit is in scope. Idempotent.
-
-    Raises ModelNotFound, RelationNotFound, CannotRemovePeerRelation, InvalidCommand (neither or
-    both of relation and endpoints given), ApplicationNotFound, AmbiguousRelation.
-    """
+    """Make a relation dying, status broken; removed at once if no unit is in scope. Idempotent."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
@@ -132,7 +128,7 @@ async def _relation_ref(conn: Any, model_uuid: str, cmd: RemoveRelation) -> int 
 
 @handles(GetRelation)
 async def get_relation(ctx: Context, cmd: GetRelation) -> Outcome:
-    """Raises ModelNotFound, RelationNotFound."""
+    """One relation, by id or UUID, with its endpoints and units in scope."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     rel = await lookup.relation(conn, model["uuid"], cmd.relation)
@@ -141,8 +137,7 @@ async def get_relation(ctx: Context, cmd: GetRelation) -> Outcome:
 
 @handles(ListRelations)
 async def list_relations(ctx: Context, cmd: ListRelations) -> Outcome:
-    """All relations of the model, or of one application. Raises ModelNotFound,
-    ApplicationNotFound."""
+    """All relations of the model, or of one application."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
@@ -160,10 +155,7 @@ async def list_relations(ctx: Context, cmd: ListRelations) -> Outcome:
 
 @handles(RelationIds)
 async def relation_ids(ctx: Context, cmd: RelationIds) -> Outcome:
-    """Ids of the relations on ``app:endpoint`` (or on every endpoint of ``app``).
-
-    Raises ModelNotFound, ApplicationNotFound, RelationEndpointNotFound.
-    """
+    """Ids of the relations on ``app:endpoint`` (or on every endpoint of ``app``)."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
@@ -182,10 +174,7 @@ async def relation_ids(ctx: Context, cmd: RelationIds) -> Outcome:
 
 @handles(RelationEndpointUuid)
 async def relation_endpoint_uuid(ctx: Context, cmd: RelationEndpointUuid) -> Outcome:
-    """The UUID of an application's endpoint in a relation.
-
-    Raises ModelNotFound, ApplicationNotFound, RelationNotFound, RelationEndpointNotFound.
-    """
+    """The UUID of an application's endpoint in a relation."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
@@ -206,7 +195,7 @@ async def relation_endpoint_uuid(ctx: Context, cmd: RelationEndpointUuid) -> Out
 @handles(UnitRelations)
 async def unit_relations(ctx: Context, cmd: UnitRelations) -> Outcome:
     """The relations of the unit's application, with whether the unit is in scope and whether
-    the relation is suspended. Raises ModelNotFound, UnitNotFound."""
+    the relation is suspended."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]

@@ -65,10 +65,6 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     A principal unit entering a container-scoped relation with a subordinate application gets
     that application's subordinate unit created, unless it exists. The first unit to enter moves
     the status from joining to joined. Idempotent.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, CannotEnterScopeNotAlive,
-    UnitNotInRelation, PotentialRelationUnitNotValid, CannotEnterScopeSubordinateNotAlive,
-    PayloadTooLarge.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
@@ -160,8 +156,6 @@ async def leave_scope(ctx: Context, cmd: LeaveScope) -> Outcome:
 
     A dying relation whose last unit leaves becomes dead and is removed; so does a dying unit
     that is then in no scope.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
@@ -185,9 +179,6 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
     """Units in scope, optionally of one application (``relation-list``); as ``as_unit``, in a
     container-scoped relation, only those of its own container. Without it, every unit (the
     operator's view).
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
-    ApplicationNotFoundForRelation.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)

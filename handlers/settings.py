@@ -60,11 +60,7 @@ def _not_in_scope(rel: Record, unit: str, why: str = "") -> errors.RelationdErro
 
 @handles(SetUnitSettings)
 async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
-    """Merge into a unit's settings; an event only if the bag's hash changes.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
-    RelationUnitNotFound (not in scope), PayloadTooLarge.
-    """
+    """Merge into a unit's settings; an event only if the bag's hash changes."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
@@ -86,11 +82,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
 
 @handles(SetApplicationSettings)
 async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) -> Outcome:
-    """The leader merges into its application's settings in the relation.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation, NotLeader,
-    PayloadTooLarge.
-    """
+    """The leader merges into its application's settings in the relation."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
@@ -119,9 +111,6 @@ async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
 
     ``as_unit``, if given, must be in the relation (either side); in a container-scoped relation
     it reads only units of its own container, as if the others were not in scope.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation,
-    RelationUnitNotFound (never entered; or, for ``as_unit``, in another container).
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
@@ -162,9 +151,6 @@ async def get_application_settings(ctx: Context, cmd: GetApplicationSettings) ->
 
     Read as ``as_unit``: the other side's units may read; a unit of the application itself only
     as its leader, except in a peer relation, where every peer reads it (as in Juju).
-
-    Raises ModelNotFound, RelationNotFound, ApplicationNotFound, ApplicationNotFoundForRelation,
-    UnitNotFound, UnitNotInRelation, NotLeader.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)

@@ -83,7 +83,7 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     For a unit: the relations its application is in; in each, whether the unit is in scope, the
     other units in scope it can see (in a container-scoped relation, only its own container: its
     principal and the principal's subordinates) with their settings hashes, and every application
-    bag's hash. Raises ModelNotFound, UnitNotFound.
+    bag's hash.
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)

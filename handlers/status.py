@@ -51,11 +51,7 @@ def transition(current: RelationStatus, current_message: str, new: RelationStatu
 
 @handles(SetRelationStatus)
 async def set_relation_status(ctx: Context, cmd: SetRelationStatus) -> Outcome:
-    """The leader of an application in the relation sets its status.
-
-    Raises ModelNotFound, RelationNotFound, UnitNotFound, UnitNotInRelation, NotLeader,
-    RelationStatusTransitionNotValid.
-    """
+    """The leader of an application in the relation sets its status."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model["uuid"]
