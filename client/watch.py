@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 
@@ -47,7 +46,7 @@ from pydantic import ValidationError
 from client.rpc import DaemonUnreachable, RelationClient
 from contracts import errors
 from contracts.events import ChangeEvent, binding_key
-from contracts.names import UUID_RE
+from contracts.names import is_uuid
 from contracts.snapshot import ModelSnapshot
 from contracts.topology import EVENTS_EXCHANGE
 
@@ -271,7 +270,7 @@ class Watch:
     async def _resolve(self, client: RelationClient) -> str:
         """The model's UUID, for the binding key (the model may be given by name)."""
         if self._model_uuid is None:
-            if re.match(UUID_RE, self.model):
+            if is_uuid(self.model):
                 self._model_uuid = self.model
             else:
                 found = [m.uuid for m in await client.list_models() if m.name == self.model]

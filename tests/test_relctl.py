@@ -22,6 +22,8 @@ import typer
 
 from client import RelationClient
 from client.relctl import app, hoist_globals, main
+from client.relctl.arguments import relation as relation_ref
+from client.relctl.argv import global_options
 from tests import client_support
 from tests.client_support import UnservedQueue
 from tests.domain import charm
@@ -566,3 +568,26 @@ def test_every_command_help_has_an_example(
 )
 def test_global_options_may_follow_the_command(argv: list[str], hoisted: list[str]) -> None:
     assert hoist_globals(argv) == hoisted
+
+
+def test_the_hoisted_options_are_the_global_callbacks_own() -> None:
+    """The argv rewriter reads the global options from the callback, so a new one follows too."""
+    assert global_options() == {
+        "--amqp-url": True,
+        "-m": True,
+        "--model": True,
+        "--json": False,
+        "--timeout": True,
+        "--command-id": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ["6f1c2d3e-0000-4000-8000-00000000000a\n", "6F1C2D3E-0000-4000-8000-00000000000A"]
+)
+def test_a_relation_uuid_with_a_trailing_newline_is_refused(text: str) -> None:
+    """re.match with a `$` pattern let a UUID followed by a newline through to the daemon."""
+    with pytest.raises(typer.BadParameter, match="neither a relation id nor a relation UUID"):
+        relation_ref(text)
+    assert relation_ref(text.strip().lower()) == text.strip().lower()
+    assert relation_ref("12") == 12
