@@ -23,6 +23,7 @@ from contracts.events import routing_key
 from contracts.names import is_uuid
 from daemon.disposition import Disposition
 from handlers import Actor, Change, Context, access, authorize, lookup, run
+from handlers.context import DEFAULT_LIMITS, Limits
 
 SYSTEM = Actor.system()
 
@@ -107,15 +108,23 @@ class _Denied(Exception):
         self.err = err
 
 
-async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor = SYSTEM) -> Applied:
-    """Apply one validated command for ``actor`` on ``conn`` in a transaction of its own.
+async def apply(
+    conn: Any,
+    command_id: str,
+    digest: str,
+    cmd: Any,
+    actor: Actor = SYSTEM,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Applied:
+    """Apply one validated command for ``actor`` on ``conn`` in a transaction of its own, within
+    the configured ``limits``.
 
     An authorisation refusal is not stored: after access is granted, the same command id may be
     sent again. Transient database errors propagate; the caller retries the whole call.
     """
     if cmd.read_only:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            ctx = Context(conn, actor)
+            ctx = Context(conn, actor, limits)
             try:
                 await authorize(ctx, cmd)
                 outcome = await run(ctx, cmd)
@@ -123,11 +132,11 @@ async def apply(conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor 
                 return Applied(error_reply(command_id, cmd.type, err), Disposition.refused)
             return Applied(ok_reply(command_id, cmd.type, outcome.result), Disposition.read)
     try:
-        return await _write(conn, command_id, digest, cmd, actor, savepoint=False)
+        return await _write(conn, command_id, digest, cmd, actor, limits, savepoint=False)
     except _Refused:
         # The handler refused, perhaps after writing: that attempt rolled back. Refusals are
         # rare, so only now pay for a savepoint, which keeps the claim and the stored refusal.
-        return await _write(conn, command_id, digest, cmd, actor, savepoint=True)
+        return await _write(conn, command_id, digest, cmd, actor, limits, savepoint=True)
 
 
 class _Refused(Exception):
@@ -135,11 +144,11 @@ class _Refused(Exception):
 
 
 async def _write(
-    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor, *, savepoint: bool
+    conn: Any, command_id: str, digest: str, cmd: Any, actor: Actor, limits: Limits, *, savepoint: bool
 ) -> Applied:
     try:
         async with conn.transaction():
-            ctx = Context(conn, actor)
+            ctx = Context(conn, actor, limits)
             claimed, refusal = await _claim_and_authorize(ctx, command_id, digest, cmd)
             if not claimed:
                 return await _stored(conn, command_id, digest, cmd, actor, refusal)

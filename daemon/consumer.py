@@ -30,6 +30,7 @@ from daemon.settings import Settings
 from daemon.tracing import committed as trace_committed
 from daemon.transient import backoff, is_transient
 from handlers import Actor
+from handlers.context import Limits
 
 log = logs.get("relationd.command")
 
@@ -58,6 +59,7 @@ class CommandConsumer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.fairness = fairness_from_settings(settings)
+        self.limits = Limits(max_bag_bytes=settings.max_bag_bytes)
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(
@@ -200,7 +202,9 @@ class CommandConsumer:
             try:
                 with tracing.span("relationd transaction"):
                     async with database.session(self.pool) as conn:
-                        applied = await apply(conn, parsed.command_id, parsed.digest, parsed.command, actor)
+                        applied = await apply(
+                            conn, parsed.command_id, parsed.digest, parsed.command, actor, self.limits
+                        )
                         if applied.disposition is Disposition.duplicate:
                             # Its first COMMIT may have timed out after all: answer once it is on the
                             # standby, never from a primary that a failover could still lose it with.

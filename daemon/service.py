@@ -22,7 +22,6 @@ from daemon.outbox import OutboxRelay
 from daemon.redaction import redact
 from daemon.retention import EventRetention
 from daemon.settings import Settings
-from handlers import settings_bag
 
 log = logs.get("relationd")
 
@@ -60,7 +59,6 @@ class Service:
 
     async def _start(self) -> None:
         s = self.settings
-        settings_bag.configure(s.max_bag_bytes)
         self.notifier.status("connecting to the database")
         log.info(
             "starting",

@@ -24,9 +24,20 @@ class Actor:
         return self.user or "(system)"
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds the daemon's settings put on what a command may store."""
+
+    max_bag_bytes: int = 256 * 1024  # a settings bag after a write: keys plus values, UTF-8 bytes
+
+
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(slots=True)
 class Context:
-    """One command's transaction: its connection, who acts, and the model row already read.
+    """One command's transaction: its connection, who acts, the configured limits and the model
+    row already read.
 
     The applier reads (and for a write, locks) the command's model while checking access; the
     handler's :meth:`model` then returns that row without asking the database again.
@@ -34,6 +45,7 @@ class Context:
 
     conn: Any
     actor: Actor
+    limits: Limits = DEFAULT_LIMITS
     model_ref: str | None = None
     model_row: Record | None = None
     model_locked: bool = False

@@ -100,6 +100,7 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
             m,
             endpoint_uuid_of[app_name],
             bag,
+            max_bytes=ctx.limits.max_bag_bytes,
             new_owner=True,
             what="application settings",
         )

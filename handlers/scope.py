@@ -125,6 +125,7 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
             m,
             ru_uuid,
             cmd.settings,
+            max_bytes=ctx.limits.max_bag_bytes,
             replace=True,
             new_owner=entering,
             what=f"settings of {cmd.unit} in relation {rel['relation_id']}",

@@ -74,6 +74,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
         m,
         ru,
         cmd.settings,
+        max_bytes=ctx.limits.max_bag_bytes,
         what=f"settings of {cmd.unit} in relation {rel['relation_id']}",
     )
     out = [changes.unit_settings(m, rel, cmd.unit, write.sha256)] if write.changed else []
@@ -96,6 +97,7 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
         m,
         ep["relation_endpoint_uuid"],
         cmd.settings,
+        max_bytes=ctx.limits.max_bag_bytes,
         what=f"settings of {ep['application_name']} in relation {rel['relation_id']}",
     )
     out = []

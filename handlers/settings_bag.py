@@ -14,14 +14,6 @@ from typing import Any
 
 from contracts import errors
 
-# Largest bag (keys plus values, in UTF-8 bytes) after a write; the daemon may configure it.
-MAX_BAG_BYTES = 256 * 1024
-
-
-def configure(max_bag_bytes: int) -> None:
-    global MAX_BAG_BYTES
-    MAX_BAG_BYTES = max_bag_bytes
-
 
 def merge(current: dict[str, str], update: dict[str, str]) -> dict[str, str]:
     """The bag after a merge write."""
@@ -104,6 +96,7 @@ async def write(
     owner_uuid: str,
     update: dict[str, str],
     *,
+    max_bytes: int,
     replace: bool = False,
     new_owner: bool = False,
     what: str = "settings",
@@ -111,7 +104,7 @@ async def write(
     """Merge ``update`` into the bag (or replace the bag); store it only if its hash changes.
 
     ``new_owner``: the owner was created in this transaction, so its bag is empty and unhashed.
-    Raises PayloadTooLarge when the bag would exceed the configured size.
+    Raises PayloadTooLarge when the bag would hold more than ``max_bytes``.
     """
     if new_owner:
         current: dict[str, str] = {}
@@ -126,11 +119,11 @@ async def write(
     if new_hash == old_hash:
         return Write(False, new_hash)
     size = bag_size(new)
-    if size > MAX_BAG_BYTES:
+    if size > max_bytes:
         raise errors.PayloadTooLarge(
-            f"{what} would hold {size} bytes; the limit is {MAX_BAG_BYTES}",
+            f"{what} would hold {size} bytes; the limit is {max_bytes}",
             size=size,
-            limit=MAX_BAG_BYTES,
+            limit=max_bytes,
         )
     removed = [k for k in current if k not in new]
     upsert = {k: v for k, v in new.items() if current.get(k) != v}

@@ -10,6 +10,7 @@ import yaml
 
 from contracts.commands import COMMAND_ADAPTER
 from daemon.applier import apply, body_digest
+from handlers.context import Limits
 
 CHARMS = Path(__file__).resolve().parent / "charms"
 
@@ -35,6 +36,7 @@ class Domain:
         self.pool = pool
         self.model = ""
         self.model_uuid = ""
+        self.limits = Limits()  # what the daemon's settings would configure
 
     async def new_model(self, name: str | None = None) -> str:
         name = name or f"m-{uuid.uuid4().hex[:10]}"
@@ -51,7 +53,9 @@ class Domain:
         raw = json.dumps(body).encode()
         cmd = COMMAND_ADAPTER.validate_json(raw)
         async with self.pool.acquire() as conn:
-            applied = await apply(conn, command_id or str(uuid.uuid4()), body_digest(raw), cmd)
+            applied = await apply(
+                conn, command_id or str(uuid.uuid4()), body_digest(raw), cmd, limits=self.limits
+            )
         return applied.reply
 
     async def run(self, body: dict[str, Any], command_id: str | None = None) -> Any:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from handlers import settings_bag
+from handlers.context import Limits
 from tests.domain import CommandFailed, Domain
 
 
@@ -29,14 +29,10 @@ async def rel(domain: Domain) -> int:
 
 
 @pytest.fixture
-def small_bags() -> Iterator[int]:
-    """Bags limited to 64 bytes for one test; the configured limit is restored afterwards."""
-    before = settings_bag.MAX_BAG_BYTES
-    settings_bag.configure(64)
-    try:
-        yield 64
-    finally:
-        settings_bag.configure(before)
+def small_bags(domain: Domain) -> int:
+    """Bags limited to 64 bytes for this test's commands."""
+    domain.limits = Limits(max_bag_bytes=64)
+    return 64
 
 
 async def set_unit(domain: Domain, relation: int, unit: str, settings: dict[str, str]) -> Any:

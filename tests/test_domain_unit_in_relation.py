@@ -7,13 +7,13 @@ handlers ask the database a fixed, small number of times.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from contracts.commands import COMMAND_ADAPTER
-from handlers import Actor, Context, run, settings_bag
+from handlers import Actor, Context, run
+from handlers.context import Limits
 from handlers.settings_bag import bag_hash
 from tests.domain import CommandFailed, Domain
 
@@ -53,13 +53,8 @@ async def rel(domain: Domain) -> int:
 
 
 @pytest.fixture
-def small_bags() -> Iterator[None]:
-    before = settings_bag.MAX_BAG_BYTES
-    settings_bag.configure(64)
-    try:
-        yield
-    finally:
-        settings_bag.configure(before)
+def small_bags(domain: Domain) -> None:
+    domain.limits = Limits(max_bag_bytes=64)
 
 
 async def relation_uuid(domain: Domain, relation: int) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from handlers import settings_bag
+from daemon.consumer import CommandConsumer
+from daemon.settings import Settings
+from handlers.context import Limits
 from handlers.settings_bag import bag_hash, bag_size, merge
 
 
@@ -65,11 +67,6 @@ def test_size_counts_keys_and_values_in_utf8_bytes() -> None:
     assert bag_size({"é": "€"}) == 2 + 3
 
 
-def test_configure_sets_the_bag_limit() -> None:
-    before = settings_bag.MAX_BAG_BYTES
-    try:
-        settings_bag.configure(10)
-        assert settings_bag.MAX_BAG_BYTES == 10
-    finally:
-        settings_bag.configure(before)
-    assert settings_bag.MAX_BAG_BYTES == before
+def test_the_daemon_applies_commands_within_its_configured_bag_limit() -> None:
+    consumer = CommandConsumer(Settings(max_bag_bytes=100), pool=None, broker=None)  # type: ignore[arg-type]
+    assert consumer.limits == Limits(max_bag_bytes=100)
