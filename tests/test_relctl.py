@@ -24,6 +24,7 @@ from client import RelationClient
 from client.relctl import app, hoist_globals, main
 from client.relctl.arguments import relation as relation_ref
 from client.relctl.argv import global_options
+from contracts import commands as c
 from tests import client_support
 from tests.client_support import UnservedQueue
 from tests.domain import charm
@@ -551,6 +552,58 @@ def test_every_command_help_has_an_example(
     for param in params:
         for name in param.opts:
             assert name in out, f"{command}: option {name} not in its help"
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """``relctl COMMAND --help``, its words joined by single spaces (rich wraps the epilog)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main([command, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "sends"),
+    [
+        ("integrate", [c.Integrate]),
+        ("add-model", [c.CreateModel]),
+        ("grant", [c.Grant]),
+        ("set-status", [c.SetRelationStatus]),
+        ("relation-get", [c.GetUnitSettings, c.GetApplicationSettings]),
+    ],
+)
+def test_command_help_lists_declared_access_and_errors(
+    command: str,
+    sends: list[type[c.AnyCommand]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = _help(command, capsys, monkeypatch)
+    for cls in sends:
+        assert f"Sends {cls.model_fields['type'].default}." in out, out
+        assert c.access_help(cls) in out, out
+        codes = c.declared_errors(cls)
+        assert codes and all(code in out for code in codes), (codes, out)
+
+
+def test_help_names_the_access_the_command_needs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "Needs write access to the model." in _help("integrate", capsys, monkeypatch)
+    assert "Needs admin access to the model." in _help("grant", capsys, monkeypatch)
+    assert "Any authenticated user may send it." in _help("add-model", capsys, monkeypatch)
+    assert "RelationAlreadyExists" in _help("integrate", capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("command", sorted(typer.main.get_command(app).commands))  # type: ignore[attr-defined]
+def test_no_command_help_lacks_its_declarations(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _help(command, capsys, monkeypatch)
+    sent = [name for name in c.COMMAND_TYPES if f"Sends {name}." in out]
+    assert sent, f"{command}: its help names no command it sends"
+    for name in sent:
+        cls = c.COMMAND_TYPES[name]
+        assert f"Sends {name}. {c.access_help(cls)}" in out, out
 
 
 @pytest.mark.parametrize(

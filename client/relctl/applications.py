@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from client import tables
+from client.api import RelationCommands
 from client.relctl import arguments, cli
 from contracts.names import unit_application
 
 
-@cli.app.command("deploy")
+@cli.app.command("deploy", epilog=cli.declared(RelationCommands.deploy))
 def deploy(
     ctx: typer.Context,
     application: Annotated[str, typer.Argument(help="The application's name.")],
@@ -40,7 +41,7 @@ def deploy(
     cli.show(ctx, result, tables.deployed)
 
 
-@cli.app.command("add-unit")
+@cli.app.command("add-unit", epilog=cli.declared(RelationCommands.add_units))
 def add_unit(
     ctx: typer.Context,
     application: Annotated[str, typer.Argument(help="A principal application.")],
@@ -55,7 +56,7 @@ def add_unit(
     cli.show(ctx, result, cli.say(lambda r: "Added " + ", ".join(r.units)))
 
 
-@cli.app.command("set-leader")
+@cli.app.command("set-leader", epilog=cli.declared(RelationCommands.set_leader))
 def set_leader(
     ctx: typer.Context, unit: Annotated[str, typer.Argument(help="The unit to lead, app/N.")]
 ) -> None:
@@ -68,7 +69,7 @@ def set_leader(
     cli.show(ctx, result, cli.say(lambda r: f"{r.leader} leads {unit_application(r.leader)}"))
 
 
-@cli.app.command("remove-unit")
+@cli.app.command("remove-unit", epilog=cli.declared(RelationCommands.remove_unit))
 def remove_unit(ctx: typer.Context, unit: Annotated[str, typer.Argument(help="app/N")]) -> None:
     """Remove a unit (dying until it has left every relation scope).
 
@@ -79,7 +80,7 @@ def remove_unit(ctx: typer.Context, unit: Annotated[str, typer.Argument(help="ap
     cli.show(ctx, result, cli.say(lambda r: f"{r.name} is {r.life}"))
 
 
-@cli.app.command("remove-application")
+@cli.app.command("remove-application", epilog=cli.declared(RelationCommands.remove_application))
 def remove_application(
     ctx: typer.Context, application: Annotated[str, typer.Argument(help="The application.")]
 ) -> None:
@@ -92,7 +93,7 @@ def remove_application(
     cli.show(ctx, result, cli.say(lambda r: f"{r.name} is {r.life}"))
 
 
-@cli.app.command("applications")
+@cli.app.command("applications", epilog=cli.declared(RelationCommands.list_applications))
 def applications(
     ctx: typer.Context,
 ) -> None:
@@ -104,7 +105,7 @@ def applications(
     cli.show(ctx, cli.call(ctx, lambda c: c.list_applications(model)), tables.applications)
 
 
-@cli.app.command("endpoints")
+@cli.app.command("endpoints", epilog=cli.declared(RelationCommands.application_endpoints))
 def endpoints(
     ctx: typer.Context, application: Annotated[str, typer.Argument(help="The application.")]
 ) -> None:

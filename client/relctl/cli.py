@@ -16,6 +16,7 @@ from rich.console import Console
 from client import tables
 from client.api import InvalidArgument
 from client.rpc import DEFAULT_AMQP_URL, DaemonUnreachable, RelationClient
+from contracts.commands import AnyCommand, access_help, errors_help
 from contracts.errors import RelationdError
 
 EXIT_OK, EXIT_DOMAIN, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -89,6 +90,17 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = Options(amqp_url, model, as_json, timeout, command_id)
+
+
+def declared(*methods: Callable[..., Any]) -> str:
+    """A command's help epilog from the declarations of the commands it sends (the client methods,
+    marked with their command class as ``.command``): who may send each, the codes it may fail with."""
+    lines = []
+    for method in methods:
+        command: type[AnyCommand] = method.command  # type: ignore[attr-defined]  # set by client.api.sends
+        name = command.model_fields["type"].default
+        lines.append(" ".join(filter(None, (f"Sends {name}.", access_help(command), errors_help(command)))))
+    return "\n\n".join(lines)
 
 
 def options(ctx: typer.Context) -> Options:

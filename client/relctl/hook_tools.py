@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 
 from client import tables
+from client.api import RelationCommands
 from client.relctl import arguments, cli
 from contracts.commands import RelationStatus
 from contracts.names import unit_application
 
 
-@cli.app.command("relation-ids")
+@cli.app.command("relation-ids", epilog=cli.declared(RelationCommands.relation_ids))
 def relation_ids(
     ctx: typer.Context, endpoint: Annotated[str, typer.Argument(help="APP:ENDPOINT (or APP for all).")]
 ) -> None:
@@ -26,7 +27,7 @@ def relation_ids(
     cli.show(ctx, cli.call(ctx, lambda c: c.relation_ids(model, endpoint)), tables.lines)
 
 
-@cli.app.command("relation-list")
+@cli.app.command("relation-list", epilog=cli.declared(RelationCommands.relation_units))
 def relation_list(
     ctx: typer.Context,
     relation: arguments.RelationOpt,
@@ -50,7 +51,10 @@ def relation_list(
     cli.show(ctx, cli.call(ctx, lambda c: c.relation_units(model, ref, application, as_unit)), tables.lines)
 
 
-@cli.app.command("relation-get")
+@cli.app.command(
+    "relation-get",
+    epilog=cli.declared(RelationCommands.get_unit_settings, RelationCommands.get_application_settings),
+)
 def relation_get(
     ctx: typer.Context,
     relation: arguments.RelationOpt,
@@ -84,7 +88,10 @@ def relation_get(
         tables.console().print(bag.get(key, ""), markup=False, soft_wrap=True)
 
 
-@cli.app.command("relation-set")
+@cli.app.command(
+    "relation-set",
+    epilog=cli.declared(RelationCommands.set_unit_settings, RelationCommands.set_application_settings),
+)
 def relation_set(
     ctx: typer.Context,
     relation: arguments.RelationOpt,
@@ -112,7 +119,7 @@ def relation_set(
     )
 
 
-@cli.app.command("set-status")
+@cli.app.command("set-status", epilog=cli.declared(RelationCommands.set_relation_status))
 def set_status(
     ctx: typer.Context,
     relation: arguments.RelationOpt,

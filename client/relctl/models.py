@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from client import tables
+from client.api import RelationCommands
 from client.relctl import cli
 
 
-@cli.app.command("add-model")
+@cli.app.command("add-model", epilog=cli.declared(RelationCommands.create_model))
 def add_model(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The new model's name.")]) -> None:
     """Create a model; you become its admin.
 
@@ -20,7 +21,7 @@ def add_model(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The 
     cli.show(ctx, result, cli.say(lambda r: f"Model {r.name} created (uuid {r.uuid})"))
 
 
-@cli.app.command("models")
+@cli.app.command("models", epilog=cli.declared(RelationCommands.list_models))
 def models(
     ctx: typer.Context,
 ) -> None:
@@ -31,7 +32,7 @@ def models(
     cli.show(ctx, cli.call(ctx, lambda c: c.list_models()), tables.models)
 
 
-@cli.app.command("remove-model")
+@cli.app.command("remove-model", epilog=cli.declared(RelationCommands.remove_model))
 def remove_model(
     ctx: typer.Context,
 ) -> None:
@@ -44,7 +45,7 @@ def remove_model(
     cli.show(ctx, result, cli.say(lambda r: f"Model {r.name} removed"))
 
 
-@cli.app.command("grant")
+@cli.app.command("grant", epilog=cli.declared(RelationCommands.grant))
 def grant(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="A broker user name.")],
@@ -59,7 +60,7 @@ def grant(
     cli.show(ctx, result, cli.say(lambda r: f"{r.user} has {r.level} access to {r.model}"))
 
 
-@cli.app.command("revoke")
+@cli.app.command("revoke", epilog=cli.declared(RelationCommands.revoke))
 def revoke(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="A broker user name.")],
@@ -74,7 +75,7 @@ def revoke(
     cli.show(ctx, result, cli.say(lambda r: f"{r.user} has {r.level or 'no'} access to {r.model}"))
 
 
-@cli.app.command("access")
+@cli.app.command("access", epilog=cli.declared(RelationCommands.list_access))
 def access(
     ctx: typer.Context,
 ) -> None:

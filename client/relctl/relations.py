@@ -12,11 +12,12 @@ import typer
 from rich.console import Console
 
 from client import tables
+from client.api import RelationCommands
 from client.relctl import arguments, cli
 from contracts.snapshot import ModelSnapshot
 
 
-@cli.app.command("integrate")
+@cli.app.command("integrate", epilog=cli.declared(RelationCommands.integrate))
 def integrate(
     ctx: typer.Context,
     endpoint1: Annotated[str, typer.Argument(help="app[:endpoint]")],
@@ -31,7 +32,7 @@ def integrate(
     cli.show(ctx, result, cli.say(lambda r: f"Relation {r.id} created: {r.key} ({r.interface}, {r.status})"))
 
 
-@cli.app.command("remove-relation")
+@cli.app.command("remove-relation", epilog=cli.declared(RelationCommands.remove_relation))
 def remove_relation(
     ctx: typer.Context,
     targets: Annotated[
@@ -58,7 +59,7 @@ def remove_relation(
     cli.show(ctx, result, cli.say(lambda r: f"Relation {r.id} is {r.life}"))
 
 
-@cli.app.command("relations")
+@cli.app.command("relations", epilog=cli.declared(RelationCommands.list_relations))
 def relations(
     ctx: typer.Context,
     application: Annotated[str | None, typer.Argument(help="Only this application's relations.")] = None,
@@ -71,7 +72,7 @@ def relations(
     cli.show(ctx, cli.call(ctx, lambda c: c.list_relations(model, application)), tables.relations)
 
 
-@cli.app.command("show-relation")
+@cli.app.command("show-relation", epilog=cli.declared(RelationCommands.get_relation))
 def show_relation(
     ctx: typer.Context, relation: Annotated[str, typer.Argument(help="Relation id or UUID.")]
 ) -> None:
@@ -83,7 +84,9 @@ def show_relation(
     cli.show(ctx, cli.call(ctx, lambda c: c.get_relation(model, ref)), tables.relation)
 
 
-@cli.app.command("graph")
+@cli.app.command(
+    "graph", epilog=cli.declared(RelationCommands.list_applications, RelationCommands.list_relations)
+)
 def graph(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="dot (default) or svg (needs graphviz).")] = (
@@ -117,7 +120,7 @@ def graph(
         sys.stdout.write(text)
 
 
-@cli.app.command("enter-scope")
+@cli.app.command("enter-scope", epilog=cli.declared(RelationCommands.enter_scope))
 def enter_scope(
     ctx: typer.Context,
     relation: Annotated[str, typer.Argument(help="Relation id or UUID.")],
@@ -141,7 +144,7 @@ def enter_scope(
     cli.show(ctx, result, cli.say(text))
 
 
-@cli.app.command("leave-scope")
+@cli.app.command("leave-scope", epilog=cli.declared(RelationCommands.leave_scope))
 def leave_scope(
     ctx: typer.Context,
     relation: Annotated[str, typer.Argument(help="Relation id or UUID.")],
@@ -156,7 +159,7 @@ def leave_scope(
     cli.show(ctx, result, cli.say(lambda r: f"{r.unit} left relation {r.id}"))
 
 
-@cli.app.command("unit-relations")
+@cli.app.command("unit-relations", epilog=cli.declared(RelationCommands.unit_relations))
 def unit_relations(ctx: typer.Context, unit: Annotated[str, typer.Argument(help="app/N")]) -> None:
     """The relations of a unit's application, with whether the unit is in scope.
 
@@ -166,7 +169,7 @@ def unit_relations(ctx: typer.Context, unit: Annotated[str, typer.Argument(help=
     cli.show(ctx, cli.call(ctx, lambda c: c.unit_relations(model, unit)), tables.unit_relations)
 
 
-@cli.app.command("snapshot")
+@cli.app.command("snapshot", epilog=cli.declared(RelationCommands.snapshot))
 def snapshot(
     ctx: typer.Context,
     unit: Annotated[

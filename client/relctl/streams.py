@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from client import tables
+from client.api import RelationCommands
 from client.relctl import cli
 from client.rpc import RelationClient
 from client.watch import Watch
@@ -47,7 +48,7 @@ def follow(
         raise typer.Exit(130) from None
 
 
-@cli.app.command("watch")
+@cli.app.command("watch", epilog=cli.declared(RelationCommands.events_after))
 def watch(
     ctx: typer.Context,
     start: Annotated[
@@ -96,7 +97,7 @@ def watch(
     follow(ctx, events, show, count)
 
 
-@cli.app.command("hooks")
+@cli.app.command("hooks", epilog=cli.declared(RelationCommands.snapshot, RelationCommands.events_after))
 def hooks(
     ctx: typer.Context,
     unit: Annotated[str, typer.Argument(help="The unit whose hooks to show. Example: wordpress/0")],
