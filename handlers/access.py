@@ -14,6 +14,7 @@ from contracts.events import Namespace
 from contracts.replies import AccessInfo, ModelInfo
 from handlers import lookup
 from handlers.context import Actor, Context
+from handlers.db import Connection
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.values import AccessLevelId
@@ -103,7 +104,7 @@ async def authorize(ctx: Context, cmd: AnyCommand) -> None:
     check(ctx.actor, cmd, needed, model, level_id)
 
 
-async def grant_creator(conn: Any, actor: Actor, model_uuid: str) -> None:
+async def grant_creator(conn: Connection, actor: Actor, model_uuid: str) -> None:
     """The user who creates a model is its admin."""
     if actor.user is not None:
         await conn.execute(_GRANT, model_uuid, actor.user, AccessLevelId.admin)

@@ -27,6 +27,7 @@ from contracts.replies import (
 )
 from handlers import changes, lifecycle, lookup
 from handlers.context import Context
+from handlers.db import Connection
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation
@@ -183,7 +184,7 @@ async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
 
 
 async def _add_units(
-    conn: Any,
+    conn: Connection,
     model_uuid: str,
     app_uuid: str,
     app_name: str,
@@ -208,7 +209,7 @@ async def _add_units(
 
 
 async def add_subordinate_unit(
-    conn: Any, model_uuid: str, app_uuid: str, app_name: str, principal_uuid: str
+    conn: Connection, model_uuid: str, app_uuid: str, app_name: str, principal_uuid: str
 ) -> tuple[str, list[Change]]:
     """Create the subordinate unit of ``app`` for a principal unit (used by enter scope)."""
     names, out = await _add_units(conn, model_uuid, app_uuid, app_name, 1, principal_uuid)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from handlers import lookup
+from handlers.db import Connection
 from handlers.lookup import Record
 
 
@@ -43,7 +43,7 @@ class Context:
     handler's :meth:`model` then returns that row without asking the database again.
     """
 
-    conn: Any
+    conn: Connection
     actor: Actor
     limits: Limits = DEFAULT_LIMITS
     model_ref: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import changes
+from handlers.db import Connection
 from handlers.outcome import Change
 from handlers.values import Life, RelationStatusId
 
@@ -89,7 +90,7 @@ _DELETE_APPLICATION = "DELETE FROM application WHERE model_uuid = $1 AND uuid = 
 _DELETE_CHARM = "DELETE FROM charm WHERE model_uuid = $1 AND uuid = $2"
 
 
-async def relation_dying(conn: Any, model_uuid: str, relation_uuid: str, reason: str) -> list[Change]:
+async def relation_dying(conn: Connection, model_uuid: str, relation_uuid: str, reason: str) -> list[Change]:
     """Make an alive relation dying and its status broken; nothing if it is already dying."""
     rel = await conn.fetchrow(_RELATION_DYING, model_uuid, relation_uuid)
     if rel is None:
@@ -102,7 +103,7 @@ async def relation_dying(conn: Any, model_uuid: str, relation_uuid: str, reason:
 
 
 async def application_relations_dying(
-    conn: Any, model_uuid: str, application_uuid: str, reason: str
+    conn: Connection, model_uuid: str, application_uuid: str, reason: str
 ) -> list[Change]:
     out: list[Change] = []
     for row in await conn.fetch(_RELATIONS_OF_APPLICATION, model_uuid, application_uuid):
@@ -110,7 +111,7 @@ async def application_relations_dying(
     return out
 
 
-async def unit_dying(conn: Any, model_uuid: str, unit_uuid: str) -> list[Change]:
+async def unit_dying(conn: Connection, model_uuid: str, unit_uuid: str) -> list[Change]:
     """Make a unit and its subordinates dying."""
     out: list[Change] = []
     name = await conn.fetchval(_UNIT_DYING, model_uuid, unit_uuid)
@@ -121,7 +122,7 @@ async def unit_dying(conn: Any, model_uuid: str, unit_uuid: str) -> list[Change]
     return out
 
 
-async def reap(conn: Any, model_uuid: str) -> list[Change]:
+async def reap(conn: Connection, model_uuid: str) -> list[Change]:
     """Remove every dying thing that nothing depends on any more, until none is left."""
     out: list[Change] = []
     progressed = True
@@ -150,7 +151,7 @@ async def reap(conn: Any, model_uuid: str) -> list[Change]:
 
 
 async def elect_leader(
-    conn: Any, model_uuid: str, application_uuid: str, *, announce_vacancy: bool = False
+    conn: Connection, model_uuid: str, application_uuid: str, *, announce_vacancy: bool = False
 ) -> list[Change]:
     """Give a leaderless application its lowest-numbered alive unit as leader, if it has one.
 

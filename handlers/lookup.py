@@ -6,6 +6,7 @@ from typing import Any
 
 from contracts import errors
 from contracts.names import is_uuid, unit_application
+from handlers.db import Connection
 
 Record = Any  # asyncpg.Record
 
@@ -85,7 +86,7 @@ def model_not_found(ref: str) -> errors.RelationdError:
     return errors.ModelNotFound(f"model {ref!r} not found", model=ref)
 
 
-async def model(conn: Any, ref: str, *, lock: bool) -> Record:
+async def model(conn: Connection, ref: str, *, lock: bool) -> Record:
     """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
 
     Raises ModelNotFound.
@@ -99,7 +100,9 @@ async def model(conn: Any, ref: str, *, lock: bool) -> Record:
     return row
 
 
-async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) -> tuple[Record, int | None]:
+async def model_and_level(
+    conn: Connection, ref: str, user: str | None, *, lock: bool
+) -> tuple[Record, int | None]:
     """The model (locked with ``lock``) and ``user``'s access level id on it, in one round trip.
 
     Raises ModelNotFound.
@@ -111,7 +114,7 @@ async def model_and_level(conn: Any, ref: str, user: str | None, *, lock: bool) 
     return row, level
 
 
-async def application(conn: Any, model_uuid: str, name: str) -> Record:
+async def application(conn: Connection, model_uuid: str, name: str) -> Record:
     """Raises ApplicationNotFound."""
     row = await conn.fetchrow(_APPLICATION, model_uuid, name)
     if row is None:
@@ -119,7 +122,7 @@ async def application(conn: Any, model_uuid: str, name: str) -> Record:
     return row
 
 
-async def unit(conn: Any, model_uuid: str, name: str) -> Record:
+async def unit(conn: Connection, model_uuid: str, name: str) -> Record:
     """Raises UnitNotFound."""
     row = await conn.fetchrow(_UNIT, model_uuid, name)
     if row is None:
@@ -131,7 +134,7 @@ def unit_not_found(name: str) -> errors.RelationdError:
     return errors.UnitNotFound(f"unit {name!r} not found", unit=name)
 
 
-async def relation(conn: Any, model_uuid: str, ref: int | str) -> Record:
+async def relation(conn: Connection, model_uuid: str, ref: int | str) -> Record:
     """The relation named by id or UUID. Raises RelationNotFound."""
     if isinstance(ref, int):
         row = await conn.fetchrow(_RELATION_BY_ID, model_uuid, ref)
@@ -146,7 +149,7 @@ def relation_not_found(ref: int | str) -> errors.RelationdError:
     return errors.RelationNotFound(f"relation {ref} not found", relation=ref)
 
 
-async def relation_endpoints(conn: Any, model_uuid: str, relation_uuid: str) -> list[Record]:
+async def relation_endpoints(conn: Connection, model_uuid: str, relation_uuid: str) -> list[Record]:
     rows: list[Record] = await conn.fetch(_RELATION_ENDPOINTS, model_uuid, relation_uuid)
     return rows
 
@@ -168,12 +171,12 @@ def endpoint_for_unit(endpoints: list[Record], rel: Record, unit_name: str) -> R
     return ep
 
 
-async def leader_of(conn: Any, model_uuid: str, application_uuid: str) -> str | None:
+async def leader_of(conn: Connection, model_uuid: str, application_uuid: str) -> str | None:
     name: str | None = await conn.fetchval(_LEADER_OF, model_uuid, application_uuid)
     return name
 
 
-async def require_leader(conn: Any, model_uuid: str, unit_row: Record, action: str) -> None:
+async def require_leader(conn: Connection, model_uuid: str, unit_row: Record, action: str) -> None:
     """Raises NotLeader unless the unit leads its application."""
     check_leader(unit_row, await leader_of(conn, model_uuid, unit_row["application_uuid"]), action)
 

@@ -7,6 +7,7 @@ from typing import Any
 from contracts.charm import Role, Scope
 from contracts.replies import RelationEndpointInfo, RelationInfo
 from handlers import lookup
+from handlers.db import Connection
 from handlers.values import Life, RelationStatusId, ScopeId
 
 Record = Any
@@ -46,7 +47,7 @@ ORDER BY re.position, u.number
 
 
 async def create_relation(
-    conn: Any,
+    conn: Connection,
     model_uuid: str,
     *,
     relation_uuid: str,
@@ -76,7 +77,7 @@ async def create_relation(
 
 
 async def units_in_scope(
-    conn: Any, model_uuid: str, relation_uuid: str, *, container: str | None = None
+    conn: Connection, model_uuid: str, relation_uuid: str, *, container: str | None = None
 ) -> list[str]:
     """Names of the units in the relation's scope, requirer side first; with ``container`` (a
     principal unit's uuid), only that principal and its subordinates."""
@@ -97,7 +98,9 @@ def relation_endpoint_info(row: Record) -> RelationEndpointInfo:
     )
 
 
-async def relation_info(conn: Any, model_uuid: str, rel: Record, *, with_units: bool = True) -> RelationInfo:
+async def relation_info(
+    conn: Connection, model_uuid: str, rel: Record, *, with_units: bool = True
+) -> RelationInfo:
     endpoints = await lookup.relation_endpoints(conn, model_uuid, rel["uuid"])
     return RelationInfo(
         id=rel["relation_id"],

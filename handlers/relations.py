@@ -17,6 +17,7 @@ from contracts.names import split_endpoint
 from contracts.replies import RelationLifeResult, UnitRelationInfo
 from handlers import lifecycle, lookup
 from handlers.context import Context
+from handlers.db import Connection
 from handlers.outcome import Outcome
 from handlers.registry import handles
 from handlers.relation_rows import relation_info
@@ -96,7 +97,7 @@ async def remove_relation(ctx: Context, cmd: RemoveRelation) -> Outcome:
     return Outcome(RelationLifeResult(id=rel["relation_id"], life="dead" if gone else "dying"), out)
 
 
-async def _relation_ref(conn: Any, model_uuid: str, cmd: RemoveRelation) -> int | str:
+async def _relation_ref(conn: Connection, model_uuid: str, cmd: RemoveRelation) -> int | str:
     if (cmd.relation is None) == (cmd.endpoints is None):
         raise errors.InvalidCommand(
             "remove_relation takes either 'relation' or 'endpoints', not both or neither",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from contracts import errors
+from handlers.db import Connection
 
 
 def merge(current: dict[str, str], update: dict[str, str]) -> dict[str, str]:
@@ -84,13 +84,13 @@ APPLICATION_BAG = _Bag(
 )
 
 
-async def read(conn: Any, bag: _Bag, model_uuid: str, owner_uuid: str) -> dict[str, str]:
+async def read(conn: Connection, bag: _Bag, model_uuid: str, owner_uuid: str) -> dict[str, str]:
     rows = await conn.fetch(bag.read_sql(), model_uuid, owner_uuid)
     return {r["key"]: r["value"] for r in sorted(rows, key=lambda r: r["key"])}
 
 
 async def write(
-    conn: Any,
+    conn: Connection,
     bag: _Bag,
     model_uuid: str,
     owner_uuid: str,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers import lookup
+from handlers.db import Connection
 
 Record = Any
 
@@ -74,7 +75,7 @@ class UnitInRelation:
     endpoints: list[Record]
 
 
-async def find(conn: Any, model_uuid: str, relation_ref: int | str, unit_name: str) -> UnitInRelation:
+async def find(conn: Connection, model_uuid: str, relation_ref: int | str, unit_name: str) -> UnitInRelation:
     """The relation by id or UUID and the unit by name. Raises RelationNotFound, then UnitNotFound."""
     query = _BY_ID if isinstance(relation_ref, int) else _BY_UUID
     rows = await conn.fetch(query, model_uuid, relation_ref, unit_name)
