@@ -22,6 +22,8 @@ from contracts import errors, topology, tracing
 from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
 from daemon.applier import Applied, apply, error_reply
+from daemon.batch import Item, apply_batch, batchable
+from daemon.batcher import Batcher
 from daemon.broker import Broker
 from daemon.disposition import Disposition
 from daemon.fairness import from_settings as fairness_from_settings
@@ -60,6 +62,10 @@ class CommandConsumer:
         self.stopping = asyncio.Event()
         self.fairness = fairness_from_settings(settings)
         self.limits = Limits(max_bag_bytes=settings.max_bag_bytes)
+        self.batcher: Batcher | None = None
+        if settings.batch_max > 1:
+            workers = settings.batch_workers or max(1, settings.pool_size // 2)
+            self.batcher = Batcher(self._apply_batch, batch_max=settings.batch_max, workers=workers)
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(
@@ -197,14 +203,57 @@ class CommandConsumer:
         )
 
     async def _apply(self, parsed: Parsed, actor: Actor) -> Applied:
+        if self.batcher is not None and batchable(parsed.command):
+            item = Item(parsed.command_id, parsed.digest, parsed.command, actor)
+            return await self.batcher.submit(item)
+        return await self._apply_alone(parsed.command_id, parsed.digest, parsed.command, actor)
+
+    async def _apply_batch(self, items: list[Item]) -> list[Applied | Exception | None]:
+        """One batch in one transaction, retried while failures are transient; should it fail
+        otherwise, each command is applied alone, so that only the one at fault fails."""
         delays = backoff(0.05, 5.0)
         while True:
             try:
                 with tracing.span("relationd transaction"):
                     async with database.session(self.pool) as conn:
-                        applied = await apply(
-                            conn, parsed.command_id, parsed.digest, parsed.command, actor, self.limits
-                        )
+                        results = await apply_batch(conn, items, self.limits)
+                        if any(r is not None and r.disposition is Disposition.duplicate for r in results):
+                            await database.fence(conn)  # see _apply_alone
+                        return list(results)
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.warning(
+                        "batch failed; applying its commands one by one",
+                        commands=len(items),
+                        error=str(exc) or type(exc).__name__,
+                    )
+                    return [await self._alone_or_error(item) for item in items]
+                metrics.RETRIES.labels("database").inc()
+                log.warning(
+                    "transient database failure; retrying",
+                    commands=len(items),
+                    error=str(exc) or type(exc).__name__,
+                )
+            if self.stopping.is_set():
+                raise ShuttingDown
+            try:
+                await asyncio.wait_for(self.stopping.wait(), next(delays))
+            except TimeoutError:
+                pass
+
+    async def _alone_or_error(self, item: Item) -> Applied | Exception:
+        try:
+            return await self._apply_alone(item.command_id, item.digest, item.cmd, item.actor)
+        except Exception as exc:
+            return exc
+
+    async def _apply_alone(self, command_id: str, digest: str, command: Any, actor: Actor) -> Applied:
+        delays = backoff(0.05, 5.0)
+        while True:
+            try:
+                with tracing.span("relationd transaction"):
+                    async with database.session(self.pool) as conn:
+                        applied = await apply(conn, command_id, digest, command, actor, self.limits)
                         if applied.disposition is Disposition.duplicate:
                             # Its first COMMIT may have timed out after all: answer once it is on the
                             # standby, never from a primary that a failover could still lose it with.
@@ -216,7 +265,7 @@ class CommandConsumer:
                 metrics.RETRIES.labels("database").inc()
                 log.warning(
                     "transient database failure; retrying",
-                    command_id=parsed.command_id,
+                    command_id=command_id,
                     error=str(exc) or type(exc).__name__,
                 )
             if self.stopping.is_set():

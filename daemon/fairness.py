@@ -183,10 +183,12 @@ class Fairness:
 
 
 def from_settings(settings: Settings) -> Fairness:
-    """The instance's shares: turns as many as pool connections, the rest from RELATIOND_*."""
+    """The instance's shares: turns as many as pool connections (times the batch size, as a batch
+    holds one connection for several commands), the rest from RELATIOND_*."""
+    per_connection = settings.batch_max
     return Fairness(
-        slots=settings.pool_size,
-        user_slots=settings.user_concurrency or max(1, settings.pool_size // 2),
+        slots=settings.pool_size * per_connection,
+        user_slots=(settings.user_concurrency or max(1, settings.pool_size // 2)) * per_connection,
         user_max_held=settings.user_max_held,
         user_max_held_bytes=settings.user_max_held_bytes,
         enabled=settings.fairness,

@@ -10,7 +10,9 @@ import yaml
 
 from contracts.commands import COMMAND_ADAPTER
 from daemon.applier import apply, body_digest
-from handlers.context import Limits
+from daemon.batch import Item, apply_batch, batchable
+from daemon.settings import Settings
+from handlers.context import Actor, Limits
 
 CHARMS = Path(__file__).resolve().parent / "charms"
 
@@ -37,6 +39,8 @@ class Domain:
         self.model = ""
         self.model_uuid = ""
         self.limits = Limits()  # what the daemon's settings would configure
+        # With RELATIOND_BATCH_MAX above 1 the daemon applies writes as batches: so do these tests.
+        self.batched = Settings().batch_max > 1
 
     async def new_model(self, name: str | None = None) -> str:
         name = name or f"m-{uuid.uuid4().hex[:10]}"
@@ -52,10 +56,14 @@ class Domain:
 
         raw = json.dumps(body).encode()
         cmd = COMMAND_ADAPTER.validate_json(raw)
+        command_id = command_id or str(uuid.uuid4())
         async with self.pool.acquire() as conn:
-            applied = await apply(
-                conn, command_id or str(uuid.uuid4()), body_digest(raw), cmd, limits=self.limits
-            )
+            if self.batched and batchable(cmd):
+                item = Item(command_id, body_digest(raw), cmd, Actor.system())
+                (applied,) = await apply_batch(conn, [item], self.limits)
+                assert applied is not None, "no other transaction holds the model"
+            else:
+                applied = await apply(conn, command_id, body_digest(raw), cmd, limits=self.limits)
         return applied.reply
 
     async def run(self, body: dict[str, Any], command_id: str | None = None) -> Any:

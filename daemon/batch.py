@@ -1,0 +1,229 @@
+"""Several write commands, one transaction: lock their models, claim their ids, run their handlers
+one after the other, write every event, outbox row and reply set-wise, commit once.
+
+The models are locked first, in one statement, in UUID order with SKIP LOCKED: a model another
+transaction holds defers its commands to a later batch (``None`` in the result) instead of
+blocking the others, and two batches never wait on each other's model locks. As in the
+one-command path (daemon/applier.py), a refused command costs no savepoint on the common path:
+the attempt is rolled back and the batch applied again with a savepoint per command, which keeps
+the others' work and stores the refusal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from contracts.errors import RelationdError
+from contracts.events import routing_key
+from contracts.names import is_uuid
+from daemon.applier import Applied, _stored, error_reply, ok_reply
+from daemon.disposition import Disposition
+from handlers import Actor, Change, Context, access, lookup, run
+from handlers.context import DEFAULT_LIMITS, Limits
+
+# Models locked in one fixed order; those another transaction holds are skipped, not waited for.
+_LOCK = """
+SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])
+ORDER BY uuid FOR NO KEY UPDATE SKIP LOCKED
+"""
+_EXISTING = "SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])"
+# Ids in sorted order, so two batches claiming overlapping ids take them in the same order.
+_CLAIM = """
+INSERT INTO processed_command (command_id, command_type, body_sha256, sender)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
+ON CONFLICT (command_id) DO NOTHING
+RETURNING command_id
+"""
+# A command refused its access leaves nothing stored, as in the one-command path.
+_UNCLAIM = "DELETE FROM processed_command WHERE command_id = $1"
+# Every event of the batch numbered per model (gapless, in batch order), logged and put in the
+# outbox, and every reply stored, in one round trip. A model removed in this transaction has no
+# sequence row left, so its log goes on from the last seq.
+_FINISH = """
+WITH ev AS (
+    SELECT t.*, row_number() OVER (PARTITION BY t.m ORDER BY t.o) AS rn
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
+         WITH ORDINALITY AS t(m, n, k, r, kj, pj, cid, o)
+), counts AS (
+    SELECT m, count(*) AS c FROM ev GROUP BY m
+), seq AS (
+    UPDATE model_event_sequence s SET value = s.value + counts.c FROM counts
+    WHERE s.model_uuid = counts.m RETURNING s.model_uuid, s.value - counts.c AS first
+), base AS (
+    SELECT counts.m,
+           COALESCE(seq.first,
+                    (SELECT COALESCE(max(e.seq), 0) FROM change_event e WHERE e.model_uuid = counts.m))
+           AS first
+    FROM counts LEFT JOIN seq ON seq.model_uuid = counts.m
+), events AS (
+    INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
+    SELECT ev.m, base.first + ev.rn, ev.n, ev.k, ev.r, ev.kj, ev.pj, ev.cid
+    FROM ev JOIN base ON base.m = ev.m
+    ORDER BY ev.o
+    RETURNING event_id
+), pending AS (
+    INSERT INTO outbox (event_id) SELECT event_id FROM events
+), stored AS (
+    UPDATE processed_command p SET reply = r.reply
+    FROM unnest($8::text[], $9::jsonb[]) AS r(id, reply)
+    WHERE p.command_id = r.id
+)
+SELECT count(*) FROM events
+"""
+
+
+@dataclass(slots=True)
+class Item:
+    """One validated write command waiting for its batch."""
+
+    command_id: str
+    digest: str
+    cmd: Any
+    actor: Actor
+
+
+@dataclass(slots=True)
+class _Writes:
+    events: list[tuple[str, Change]] = field(default_factory=list)  # (command id, change)
+    replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+class _Refused(Exception):
+    """Leaves a batch without savepoints in which a handler raised a domain error."""
+
+
+def batchable(cmd: Any) -> bool:
+    """A write that names its model: it can share a transaction under that model's lock."""
+    return not cmd.read_only and isinstance(getattr(cmd, "model", None), str)
+
+
+def model_key(ref: str) -> str:
+    """The model reference as the lock statement compares it (a UUID in canonical form)."""
+    return str(uuid.UUID(ref)) if is_uuid(ref) else ref
+
+
+async def apply_batch(conn: Any, items: list[Item], limits: Limits = DEFAULT_LIMITS) -> list[Applied | None]:
+    """Apply ``items`` (each a :func:`batchable` command, no command id twice) in one transaction.
+
+    Returns each item's outcome in order, None for an item whose model another transaction holds
+    (nothing of it was written: send it again). Transient database errors propagate; the caller
+    retries the whole call.
+    """
+    try:
+        return await _attempt(conn, items, limits, savepoints=False)
+    except _Refused:
+        return await _attempt(conn, items, limits, savepoints=True)
+
+
+async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: bool) -> list[Applied | None]:
+    results: list[Applied | None] = [None] * len(items)
+    async with conn.transaction():
+        keys = [model_key(item.cmd.model) for item in items]
+        uuids = sorted({k for k in keys if is_uuid(k)})
+        names = sorted({k for k in keys if not is_uuid(k)})
+        locked: dict[str, Any] = {}
+        for row in await conn.fetch(_LOCK, uuids, names):
+            locked[str(row["uuid"])] = locked[row["name"]] = row
+        missing = [k for k in keys if k not in locked]
+        busy: set[str] = set()
+        if missing:
+            for row in await conn.fetch(_EXISTING, uuids, names):
+                if str(row["uuid"]) not in locked:
+                    busy.update((str(row["uuid"]), row["name"]))
+        # A model that does not exist is not busy: its commands run and are refused as usual.
+        todo = [i for i, k in enumerate(keys) if k not in busy]
+        if not todo:
+            return results
+        rows = await conn.fetch(
+            _CLAIM,
+            [items[i].command_id for i in todo],
+            [items[i].cmd.type for i in todo],
+            [items[i].digest for i in todo],
+            [items[i].actor.user for i in todo],
+        )
+        claimed = {row["command_id"] for row in rows}
+        writes = _Writes()
+        seen: set[str] = set()
+        for i in todo:
+            item, key = items[i], keys[i]
+            row = locked.get(key)
+            # The row read when locking describes the model until a command of this batch writes
+            # it: only the first command of each model is given it.
+            known = row if row is not None and key not in seen else None
+            seen.add(key)
+            results[i] = await _one(conn, item, limits, known, item.command_id in claimed, writes, savepoints)
+        await _finish(conn, writes)
+    return results
+
+
+async def _one(
+    conn: Any,
+    item: Item,
+    limits: Limits,
+    known: Any,
+    claimed: bool,
+    writes: _Writes,
+    savepoints: bool,
+) -> Applied:
+    cmd, actor, command_id = item.cmd, item.actor, item.command_id
+    ctx = Context(conn, actor, limits)
+    refusal: RelationdError | None = None
+    needed = access.level_to_check(actor, cmd)
+    if needed is not None:
+        try:
+            row, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=False)
+        except RelationdError as err:
+            refusal = err
+        else:
+            ctx.knows_model(cmd.model, row, locked=True)
+            try:
+                access.check(actor, cmd, needed, row, level_id)
+            except RelationdError as err:
+                refusal = err
+    elif known is not None:
+        ctx.knows_model(cmd.model, known, locked=True)
+    if not claimed:
+        return await _stored(conn, command_id, item.digest, cmd, actor, refusal)
+    if refusal is not None:
+        await conn.execute(_UNCLAIM, command_id)
+        return Applied(error_reply(command_id, cmd.type, refusal), Disposition.denied)
+    scope: AbstractAsyncContextManager[Any] = conn.transaction() if savepoints else nullcontext()
+    try:
+        async with scope:
+            outcome = await run(ctx, cmd)
+    except RelationdError as err:
+        if not savepoints:
+            raise _Refused from None
+        reply = error_reply(command_id, cmd.type, err)
+        writes.replies.append((command_id, reply))
+        return Applied(reply, Disposition.refused)
+    models = {c.model_uuid for c in outcome.changes}
+    if len(models) > 1:
+        raise RuntimeError(f"a command changed {len(models)} models; a command acts on one model")
+    reply = ok_reply(command_id, cmd.type, outcome.result)
+    writes.replies.append((command_id, reply))
+    writes.events.extend((command_id, c) for c in outcome.changes)
+    return Applied(reply, Disposition.applied, len(outcome.changes))
+
+
+async def _finish(conn: Any, writes: _Writes) -> None:
+    if not writes.replies:
+        return
+    events = writes.events
+    await conn.execute(
+        _FINISH,
+        [c.model_uuid for _, c in events],
+        [c.namespace.value for _, c in events],
+        [c.kind for _, c in events],
+        [routing_key(c.model_uuid, c.namespace, c.relation_id) for _, c in events],
+        [to_jsonable_python(c.key) for _, c in events],
+        [to_jsonable_python(c.payload) for _, c in events],
+        [cid for cid, _ in events],
+        [cid for cid, _ in writes.replies],
+        [reply for _, reply in writes.replies],
+    )
