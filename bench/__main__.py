@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="relationd variants run beside relationd: info-log, no-uvloop, pooled-relay, otel, no-fairness",
+        help="relationd variants run beside relationd: " + ", ".join(VARIANTS),
     )
     p.add_argument("--no-uvloop", action="store_true", help="every contender on asyncio's default loop")
     p.add_argument("--models", type=int, help="models the load is spread over")
@@ -87,6 +87,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pooled-relay": {"relationd_env": {"BENCH_POOLED_RELAY": "1"}},
     "no-fairness": {"relationd_env": {"RELATIOND_FAIRNESS": "false"}},
     "otel": {"relationd_env": {"BENCH_OTLP_SINK": "1"}},
+    # Batching (daemon/batcher.py) on and off, whatever the daemon's default.
+    "batch": {"relationd_env": {"RELATIOND_BATCH_MAX": "16"}},
+    "no-batch": {"relationd_env": {"RELATIOND_BATCH_MAX": "1"}},
 }
 
 
