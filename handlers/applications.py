@@ -31,6 +31,7 @@ from handlers.db import Connection
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation
+from handlers.rows import RelationKey
 from handlers.values import Life, RoleId, ScopeId
 
 Record = Any
@@ -165,7 +166,7 @@ async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
         )
         if relation_id is None:  # the application is new, so its peer keys are too
             raise RuntimeError(f"peer relation key {key!r} is taken by relation {taken}")
-        rel = {"uuid": rel_uuid, "relation_id": relation_id, "key": key}
+        rel = RelationKey(rel_uuid, relation_id, key)
         peers.append(PeerRelationInfo(id=relation_id, key=key))
         scope = row["scope"]
         out.append(changes.relation(m, rel, "created", life="alive", status="joining", scope=scope))
@@ -222,18 +223,18 @@ async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     app = await lookup.application(conn, model["uuid"], cmd.application)
-    if app["life_id"] != Life.alive:
+    if app.life != Life.alive:
         raise errors.ApplicationNotAlive(
-            f"cannot add units to application {cmd.application!r}: it is {Life(app['life_id']).label}",
+            f"cannot add units to application {cmd.application!r}: it is {app.life.label}",
             application=cmd.application,
         )
-    if app["subordinate"]:
+    if app.subordinate:
         raise errors.SubordinateUnitsNotAddable(
             f"cannot add units to subordinate application {cmd.application!r}: its units are "
             "created when a principal unit enters a container-scoped relation",
             application=cmd.application,
         )
-    names, out = await _add_units(conn, model["uuid"], app["uuid"], cmd.application, cmd.count)
+    names, out = await _add_units(conn, model["uuid"], app.uuid, cmd.application, cmd.count)
     return Outcome(UnitsResult(units=names), out)
 
 
@@ -243,10 +244,10 @@ async def set_leader(ctx: Context, cmd: SetLeader) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     unit = await lookup.unit(conn, model["uuid"], cmd.unit)
-    changed = await conn.fetchval(_SET_LEADER, model["uuid"], unit["application_uuid"], unit["uuid"])
+    changed = await conn.fetchval(_SET_LEADER, model["uuid"], unit.application_uuid, unit.uuid)
     out = []
     if changed is not None:
-        out.append(changes.application(model["uuid"], unit["application_name"], "leader", leader=cmd.unit))
+        out.append(changes.application(model["uuid"], unit.application_name, "leader", leader=cmd.unit))
     return Outcome(LeaderResult(leader=cmd.unit), out)
 
 
@@ -259,7 +260,7 @@ async def remove_unit(ctx: Context, cmd: RemoveUnit) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     unit = await lookup.unit(conn, model["uuid"], cmd.unit)
-    out = await lifecycle.unit_dying(conn, model["uuid"], unit["uuid"])
+    out = await lifecycle.unit_dying(conn, model["uuid"], unit.uuid)
     out += await lifecycle.reap(conn, model["uuid"])
     gone = any(c.kind == "removed" and c.key.get("unit") == cmd.unit for c in out)
     return Outcome(LifeResult(name=cmd.unit, life="dead" if gone else "dying"), out)
@@ -276,12 +277,12 @@ async def remove_application(ctx: Context, cmd: RemoveApplication) -> Outcome:
     m = model["uuid"]
     app = await lookup.application(conn, m, cmd.application)
     out: list[Change] = []
-    if await conn.fetchval(_APPLICATION_DYING, m, app["uuid"]) is not None:
+    if await conn.fetchval(_APPLICATION_DYING, m, app.uuid) is not None:
         out.append(changes.application(m, cmd.application, "life", life="dying"))
     out += await lifecycle.application_relations_dying(
-        conn, m, app["uuid"], f"application {cmd.application} is being removed"
+        conn, m, app.uuid, f"application {cmd.application} is being removed"
     )
-    for row in await conn.fetch(_UNITS_OF_APPLICATION, m, app["uuid"]):
+    for row in await conn.fetch(_UNITS_OF_APPLICATION, m, app.uuid):
         out += await lifecycle.unit_dying(conn, m, row["uuid"])
     out += await lifecycle.reap(conn, m)
     gone = any(
@@ -316,5 +317,5 @@ async def application_endpoints(ctx: Context, cmd: ApplicationEndpoints) -> Outc
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
     app = await lookup.application(conn, model["uuid"], cmd.application)
-    rows = await conn.fetch(_APPLICATION_ENDPOINTS, model["uuid"], app["uuid"])
+    rows = await conn.fetch(_APPLICATION_ENDPOINTS, model["uuid"], app.uuid)
     return Outcome([endpoint_info(r) for r in rows])

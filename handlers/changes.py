@@ -6,15 +6,14 @@ from typing import Any
 
 from contracts.events import Namespace
 from handlers.outcome import Change
+from handlers.rows import RelationKey
 
-Record = Any
 
-
-def relation(model_uuid: str, rel: Record, kind: str, **payload: Any) -> Change:
+def relation(model_uuid: str, rel: RelationKey, kind: str, **payload: Any) -> Change:
     return Change(model_uuid, Namespace.relation, kind, _relation_key(rel), payload)
 
 
-def relation_status(model_uuid: str, rel: Record, status: str, message: str) -> Change:
+def relation_status(model_uuid: str, rel: RelationKey, status: str, message: str) -> Change:
     return Change(
         model_uuid,
         Namespace.relation_status,
@@ -24,17 +23,17 @@ def relation_status(model_uuid: str, rel: Record, status: str, message: str) -> 
     )
 
 
-def relation_unit(model_uuid: str, rel: Record, unit: str, kind: str, endpoint: str) -> Change:
+def relation_unit(model_uuid: str, rel: RelationKey, unit: str, kind: str, endpoint: str) -> Change:
     key = _relation_key(rel) | {"unit": unit, "application": unit.rpartition("/")[0]}
     return Change(model_uuid, Namespace.relation_unit, kind, key, {"endpoint": endpoint})
 
 
-def unit_settings(model_uuid: str, rel: Record, unit: str, sha256: str) -> Change:
+def unit_settings(model_uuid: str, rel: RelationKey, unit: str, sha256: str) -> Change:
     key = _relation_key(rel) | {"unit": unit, "application": unit.rpartition("/")[0]}
     return Change(model_uuid, Namespace.relation_unit_setting, "changed", key, {"hash": sha256})
 
 
-def application_settings(model_uuid: str, rel: Record, application: str, sha256: str) -> Change:
+def application_settings(model_uuid: str, rel: RelationKey, application: str, sha256: str) -> Change:
     key = _relation_key(rel) | {"application": application}
     return Change(model_uuid, Namespace.relation_application_setting, "changed", key, {"hash": sha256})
 
@@ -52,5 +51,5 @@ def unit(model_uuid: str, name: str, kind: str, **payload: Any) -> Change:
     return Change(model_uuid, Namespace.unit, kind, key, payload)
 
 
-def _relation_key(rel: Record) -> dict[str, Any]:
-    return {"relation_uuid": rel["uuid"], "relation_id": rel["relation_id"], "key": rel["key"]}
+def _relation_key(rel: RelationKey) -> dict[str, Any]:
+    return {"relation_uuid": rel.uuid, "relation_id": rel.relation_id, "key": rel.key}

@@ -6,17 +6,15 @@ relation scope). Peer relations are seen whole, as client/hooks.py joins them.
 
 from __future__ import annotations
 
-from typing import Any
+from contracts.charm import Scope
+from handlers.rows import Relation, Unit
 
-Record = Any
 
-
-def per_container(rel: Record) -> bool:
+def per_container(rel: Relation) -> bool:
     """Whether units of the relation see only their own container's units in it."""
-    return bool(rel["scope"] == "container" and not rel["is_peer"])
+    return rel.scope == Scope.container and not rel.is_peer
 
 
-def of_unit(unit: Record) -> str:
+def of_unit(unit: Unit) -> str:
     """The unit's container: its principal unit's uuid, or its own for a principal unit."""
-    container: str = unit["principal_uuid"] or unit["uuid"]
-    return container
+    return unit.principal_uuid or unit.uuid

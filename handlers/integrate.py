@@ -16,6 +16,7 @@ from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation, relation_endpoint_info
+from handlers.rows import RelationEndpoint, RelationKey
 from handlers.settings_bag import APPLICATION_BAG, write
 from handlers.values import Life
 
@@ -74,9 +75,9 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
         taken = await conn.fetchval(_RELATION_BY_KEY, m, key)
         raise refusal if taken is None else _already_exists(key, taken)
     rel_uuid = str(uuid.uuid4())
-    scope = "container" if container else "global"
+    scope = Scope.container if container else Scope.global_
     # In the relation each endpoint has the relation's scope (the charm's stays on the application).
-    sides = [dict(r, relation_endpoint_uuid=str(uuid.uuid4()), scope=scope) for _, r in ordered]
+    sides = [_side(r, position, scope) for position, (_, r) in enumerate(ordered)]
     relation_id, taken = await create_relation(
         conn,
         m,
@@ -84,14 +85,16 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
         key=key,
         is_peer=False,
         container=container,
-        endpoints=[(s["relation_endpoint_uuid"], s["endpoint_uuid"], s["application_uuid"]) for s in sides],
+        endpoints=[(s.relation_endpoint_uuid, s.endpoint_uuid, s.application_uuid) for s in sides],
     )
     if relation_id is None:
         assert taken is not None
         raise _already_exists(key, taken)
-    rel = {"uuid": rel_uuid, "relation_id": relation_id, "key": key}
-    out: list[Change] = [changes.relation(m, rel, "created", life="alive", status="joining", scope=scope)]
-    endpoint_uuid_of = {s["application_name"]: s["relation_endpoint_uuid"] for s in sides}
+    rel = RelationKey(rel_uuid, relation_id, key)
+    out: list[Change] = [
+        changes.relation(m, rel, "created", life="alive", status="joining", scope=scope.value)
+    ]
+    endpoint_uuid_of = {s.application_name: s.relation_endpoint_uuid for s in sides}
     for app_name, bag in sorted(cmd.settings.items()):
         # The endpoint is new in this transaction: its bag is empty, nothing to read.
         stored = await write(
@@ -113,7 +116,7 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
         life=Life.alive.label,
         status="joining",
         message="",
-        scope=Scope(scope),
+        scope=scope,
         interface=requirer.interface,
         endpoints=[relation_endpoint_info(s) for s in sides],
     )
@@ -125,6 +128,13 @@ def _application(rows: list[Record], name: str) -> Record:
     if not rows:
         raise errors.ApplicationNotFound(f"application {name!r} not found", application=name)
     return rows[0]
+
+
+def _side(row: Record, position: int, scope: Scope) -> RelationEndpoint:
+    """The new relation's endpoint on ``row``'s application endpoint, with the relation's scope."""
+    return RelationEndpoint.from_record(
+        dict(row, relation_endpoint_uuid=str(uuid.uuid4()), scope=scope, position=position)
+    )
 
 
 def _endpoints(rows: list[Record]) -> list[Endpoint]:

@@ -12,6 +12,7 @@ from typing import Any
 from handlers import changes
 from handlers.db import Connection
 from handlers.outcome import Change
+from handlers.rows import RelationKey
 from handlers.values import Life, RelationStatusId
 
 Record = Any
@@ -92,9 +93,10 @@ _DELETE_CHARM = "DELETE FROM charm WHERE model_uuid = $1 AND uuid = $2"
 
 async def relation_dying(conn: Connection, model_uuid: str, relation_uuid: str, reason: str) -> list[Change]:
     """Make an alive relation dying and its status broken; nothing if it is already dying."""
-    rel = await conn.fetchrow(_RELATION_DYING, model_uuid, relation_uuid)
-    if rel is None:
+    row = await conn.fetchrow(_RELATION_DYING, model_uuid, relation_uuid)
+    if row is None:
         return []
+    rel = RelationKey.from_record(row)
     await conn.execute(_STATUS_BROKEN, model_uuid, relation_uuid, reason)
     return [
         changes.relation(model_uuid, rel, "life", life="dying"),
@@ -128,9 +130,9 @@ async def reap(conn: Connection, model_uuid: str) -> list[Change]:
     progressed = True
     while progressed:
         progressed = False
-        for rel in await conn.fetch(_REAPABLE_RELATIONS, model_uuid):
-            await conn.execute(_RELATION_DEAD, model_uuid, rel["uuid"])
-            await conn.execute(_DELETE_RELATION, model_uuid, rel["uuid"])
+        for rel in map(RelationKey.from_record, await conn.fetch(_REAPABLE_RELATIONS, model_uuid)):
+            await conn.execute(_RELATION_DEAD, model_uuid, rel.uuid)
+            await conn.execute(_DELETE_RELATION, model_uuid, rel.uuid)
             out.append(changes.relation(model_uuid, rel, "removed", life="dead"))
             progressed = True
         for u in await conn.fetch(_REAPABLE_UNITS, model_uuid):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from contracts import errors
 from contracts.names import is_uuid, unit_application
 from handlers.db import Connection
+from handlers.rows import Application, Relation, RelationEndpoint, RelationKey, Unit
 
 Record = Any  # asyncpg.Record
 
@@ -114,27 +116,27 @@ async def model_and_level(
     return row, level
 
 
-async def application(conn: Connection, model_uuid: str, name: str) -> Record:
+async def application(conn: Connection, model_uuid: str, name: str) -> Application:
     """Raises ApplicationNotFound."""
     row = await conn.fetchrow(_APPLICATION, model_uuid, name)
     if row is None:
         raise errors.ApplicationNotFound(f"application {name!r} not found", application=name)
-    return row
+    return Application.from_record(row)
 
 
-async def unit(conn: Connection, model_uuid: str, name: str) -> Record:
+async def unit(conn: Connection, model_uuid: str, name: str) -> Unit:
     """Raises UnitNotFound."""
     row = await conn.fetchrow(_UNIT, model_uuid, name)
     if row is None:
         raise unit_not_found(name)
-    return row
+    return Unit.from_record(row)
 
 
 def unit_not_found(name: str) -> errors.RelationdError:
     return errors.UnitNotFound(f"unit {name!r} not found", unit=name)
 
 
-async def relation(conn: Connection, model_uuid: str, ref: int | str) -> Record:
+async def relation(conn: Connection, model_uuid: str, ref: int | str) -> Relation:
     """The relation named by id or UUID. Raises RelationNotFound."""
     if isinstance(ref, int):
         row = await conn.fetchrow(_RELATION_BY_ID, model_uuid, ref)
@@ -142,31 +144,35 @@ async def relation(conn: Connection, model_uuid: str, ref: int | str) -> Record:
         row = await conn.fetchrow(_RELATION_BY_UUID, model_uuid, ref)
     if row is None:
         raise relation_not_found(ref)
-    return row
+    return Relation.from_record(row)
 
 
 def relation_not_found(ref: int | str) -> errors.RelationdError:
     return errors.RelationNotFound(f"relation {ref} not found", relation=ref)
 
 
-async def relation_endpoints(conn: Connection, model_uuid: str, relation_uuid: str) -> list[Record]:
-    rows: list[Record] = await conn.fetch(_RELATION_ENDPOINTS, model_uuid, relation_uuid)
-    return rows
+async def relation_endpoints(conn: Connection, model_uuid: str, relation_uuid: str) -> list[RelationEndpoint]:
+    """The relation's endpoints, requirer side first."""
+    rows = await conn.fetch(_RELATION_ENDPOINTS, model_uuid, relation_uuid)
+    return [RelationEndpoint.from_record(r) for r in rows]
 
 
-def endpoint_of(endpoints: list[Record], application_name: str) -> Record | None:
+E = TypeVar("E", bound=RelationEndpoint)
+
+
+def endpoint_of(endpoints: Sequence[E], application_name: str) -> E | None:
     """The relation endpoint of an application, if it takes part in the relation."""
-    return next((e for e in endpoints if e["application_name"] == application_name), None)
+    return next((e for e in endpoints if e.application_name == application_name), None)
 
 
-def endpoint_for_unit(endpoints: list[Record], rel: Record, unit_name: str) -> Record:
+def endpoint_for_unit(endpoints: Sequence[E], rel: RelationKey, unit_name: str) -> E:
     """The endpoint the unit's application has in the relation. Raises UnitNotInRelation."""
     ep = endpoint_of(endpoints, unit_application(unit_name))
     if ep is None:
         raise errors.UnitNotInRelation(
-            f"unit {unit_name!r} is not in relation {rel['relation_id']} ({rel['key']})",
+            f"unit {unit_name!r} is not in relation {rel.relation_id} ({rel.key})",
             unit=unit_name,
-            relation_id=rel["relation_id"],
+            relation_id=rel.relation_id,
         )
     return ep
 
@@ -176,17 +182,17 @@ async def leader_of(conn: Connection, model_uuid: str, application_uuid: str) ->
     return name
 
 
-async def require_leader(conn: Connection, model_uuid: str, unit_row: Record, action: str) -> None:
+async def require_leader(conn: Connection, model_uuid: str, unit: Unit, action: str) -> None:
     """Raises NotLeader unless the unit leads its application."""
-    check_leader(unit_row, await leader_of(conn, model_uuid, unit_row["application_uuid"]), action)
+    check_leader(unit, await leader_of(conn, model_uuid, unit.application_uuid), action)
 
 
-def check_leader(unit_row: Record, leader: str | None, action: str) -> None:
+def check_leader(unit: Unit, leader: str | None, action: str) -> None:
     """Raises NotLeader unless the unit is ``leader``, its application's leader (None: none)."""
-    if leader != unit_row["name"]:
+    if leader != unit.name:
         raise errors.NotLeader(
-            f"unit {unit_row['name']!r} cannot {action}: it is not the leader of "
-            f"{unit_row['application_name']!r} (leader: {leader or 'none'})",
-            unit=unit_row["name"],
-            application=unit_row["application_name"],
+            f"unit {unit.name!r} cannot {action}: it is not the leader of "
+            f"{unit.application_name!r} (leader: {leader or 'none'})",
+            unit=unit.name,
+            application=unit.application_name,
         )

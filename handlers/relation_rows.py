@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from contracts.charm import Role, Scope
 from contracts.replies import RelationEndpointInfo, RelationInfo
 from handlers import lookup
 from handlers.db import Connection
-from handlers.values import Life, RelationStatusId, ScopeId
-
-Record = Any
+from handlers.rows import Relation, RelationEndpoint
+from handlers.values import RelationStatusId, ScopeId
 
 # A relation in one round trip: the model's next id, the relation, its endpoints (requirer first)
 # and status joining; nothing, and the holder's id, if the key is taken.
@@ -85,32 +81,32 @@ async def units_in_scope(
     return [r["name"] for r in rows]
 
 
-def relation_endpoint_info(row: Record) -> RelationEndpointInfo:
+def relation_endpoint_info(ep: RelationEndpoint) -> RelationEndpointInfo:
     return RelationEndpointInfo(
-        application=row["application_name"],
-        relation_endpoint_uuid=row["relation_endpoint_uuid"],
-        name=row["endpoint_name"],
-        role=Role(row["role"]),
-        interface=row["interface"],
-        scope=Scope(row["scope"]),
-        limit=row["capacity"],
-        optional=row["optional"],
+        application=ep.application_name,
+        relation_endpoint_uuid=ep.relation_endpoint_uuid,
+        name=ep.endpoint_name,
+        role=ep.role,
+        interface=ep.interface,
+        scope=ep.scope,
+        limit=ep.capacity,
+        optional=ep.optional,
     )
 
 
 async def relation_info(
-    conn: Connection, model_uuid: str, rel: Record, *, with_units: bool = True
+    conn: Connection, model_uuid: str, rel: Relation, *, with_units: bool = True
 ) -> RelationInfo:
-    endpoints = await lookup.relation_endpoints(conn, model_uuid, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, model_uuid, rel.uuid)
     return RelationInfo(
-        id=rel["relation_id"],
-        uuid=rel["uuid"],
-        key=rel["key"],
-        life=Life(rel["life_id"]).label,
-        status=rel["status"],
-        message=rel["message"],
-        scope=Scope(rel["scope"]),
-        interface=endpoints[0]["interface"],
+        id=rel.relation_id,
+        uuid=rel.uuid,
+        key=rel.key,
+        life=rel.life.label,
+        status=rel.status.value,
+        message=rel.message,
+        scope=rel.scope,
+        interface=endpoints[0].interface,
         endpoints=[relation_endpoint_info(e) for e in endpoints],
-        units_in_scope=await units_in_scope(conn, model_uuid, rel["uuid"]) if with_units else [],
+        units_in_scope=await units_in_scope(conn, model_uuid, rel.uuid) if with_units else [],
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import errors
 from contracts.commands import (
     GetRelation,
@@ -22,8 +20,6 @@ from handlers.outcome import Outcome
 from handlers.registry import handles
 from handlers.relation_rows import relation_info
 from handlers.values import Life, RelationStatusId
-
-Record = Any
 
 _RELATION_BY_ENDPOINTS = """
 SELECT r.relation_id FROM relation r
@@ -86,15 +82,15 @@ async def remove_relation(ctx: Context, cmd: RemoveRelation) -> Outcome:
     m = model["uuid"]
     ref = await _relation_ref(conn, m, cmd)
     rel = await lookup.relation(conn, m, ref)
-    if rel["is_peer"]:
+    if rel.is_peer:
         raise errors.CannotRemovePeerRelation(
-            f"relation {rel['relation_id']} ({rel['key']}) is a peer relation; it goes with its application",
-            relation_id=rel["relation_id"],
+            f"relation {rel.relation_id} ({rel.key}) is a peer relation; it goes with its application",
+            relation_id=rel.relation_id,
         )
-    out = await lifecycle.relation_dying(conn, m, rel["uuid"], "relation removed")
+    out = await lifecycle.relation_dying(conn, m, rel.uuid, "relation removed")
     out += await lifecycle.reap(conn, m)
-    gone = any(c.kind == "removed" and c.relation_id == rel["relation_id"] for c in out)
-    return Outcome(RelationLifeResult(id=rel["relation_id"], life="dead" if gone else "dying"), out)
+    gone = any(c.kind == "removed" and c.relation_id == rel.relation_id for c in out)
+    return Outcome(RelationLifeResult(id=rel.relation_id, life="dead" if gone else "dying"), out)
 
 
 async def _relation_ref(conn: Connection, model_uuid: str, cmd: RemoveRelation) -> int | str:
@@ -146,7 +142,7 @@ async def list_relations(ctx: Context, cmd: ListRelations) -> Outcome:
         ids = await conn.fetch(_RELATION_IDS_OF_MODEL, m)
     else:
         app = await lookup.application(conn, m, cmd.application)
-        ids = await conn.fetch(_RELATION_IDS_OF_APPLICATION, m, app["uuid"])
+        ids = await conn.fetch(_RELATION_IDS_OF_APPLICATION, m, app.uuid)
     infos = []
     for row in ids:
         rel = await lookup.relation(conn, m, row["relation_id"])
@@ -163,13 +159,13 @@ async def relation_ids(ctx: Context, cmd: RelationIds) -> Outcome:
     app_name, endpoint = split_endpoint(cmd.endpoint)
     app = await lookup.application(conn, m, app_name)
     if endpoint is None:
-        rows = await conn.fetch(_RELATION_IDS_OF_APPLICATION, m, app["uuid"])
+        rows = await conn.fetch(_RELATION_IDS_OF_APPLICATION, m, app.uuid)
     else:
-        if await conn.fetchval(_ENDPOINT_EXISTS, m, app["uuid"], endpoint) is None:
+        if await conn.fetchval(_ENDPOINT_EXISTS, m, app.uuid, endpoint) is None:
             raise errors.RelationEndpointNotFound(
                 f"application {app_name!r} has no endpoint {endpoint!r}", endpoint=cmd.endpoint
             )
-        rows = await conn.fetch(_RELATION_IDS_OF_ENDPOINT, m, app["uuid"], endpoint)
+        rows = await conn.fetch(_RELATION_IDS_OF_ENDPOINT, m, app.uuid, endpoint)
     return Outcome([r["relation_id"] for r in rows])
 
 
@@ -181,16 +177,15 @@ async def relation_endpoint_uuid(ctx: Context, cmd: RelationEndpointUuid) -> Out
     m = model["uuid"]
     await lookup.application(conn, m, cmd.application)
     rel = await lookup.relation(conn, m, cmd.relation)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     ep = lookup.endpoint_of(endpoints, cmd.application)
     if ep is None:
         raise errors.RelationEndpointNotFound(
-            f"application {cmd.application!r} has no endpoint in relation {rel['relation_id']} "
-            f"({rel['key']})",
+            f"application {cmd.application!r} has no endpoint in relation {rel.relation_id} ({rel.key})",
             application=cmd.application,
-            relation_id=rel["relation_id"],
+            relation_id=rel.relation_id,
         )
-    return Outcome(ep["relation_endpoint_uuid"])
+    return Outcome(ep.relation_endpoint_uuid)
 
 
 @handles(UnitRelations)
@@ -201,7 +196,7 @@ async def unit_relations(ctx: Context, cmd: UnitRelations) -> Outcome:
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     unit = await lookup.unit(conn, m, cmd.unit)
-    rows = await conn.fetch(_UNIT_RELATIONS, m, unit["application_uuid"], unit["uuid"])
+    rows = await conn.fetch(_UNIT_RELATIONS, m, unit.application_uuid, unit.uuid)
     return Outcome(
         [
             UnitRelationInfo(

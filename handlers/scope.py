@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from contracts import errors
+from contracts.charm import Scope
 from contracts.commands import EnterScope, LeaveScope, RelationUnits
 from contracts.replies import ScopeResult
 from handlers import changes, containers, lifecycle, lookup, settings_bag, unit_in_relation
@@ -14,9 +14,8 @@ from handlers.context import Context
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import units_in_scope
+from handlers.rows import ActingUnit, RelationEndpoint, RelationKey
 from handlers.values import Life, RelationStatusId
-
-Record = Any
 
 _RELATION_UNIT = """
 SELECT uuid FROM relation_unit
@@ -71,51 +70,50 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     m = model["uuid"]
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel, unit, endpoints = found.relation, found.unit, found.endpoints
-    for what, life in (("relation", rel["life_id"]), ("unit", unit["life_id"])):
+    for what, life in (("relation", rel.life), ("unit", unit.life)):
         if life != Life.alive:
             raise errors.CannotEnterScopeNotAlive(
-                f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']} "
-                f"({rel['key']}): the {what} is {Life(life).label}",
+                f"unit {cmd.unit!r} cannot enter scope of relation {rel.relation_id} "
+                f"({rel.key}): the {what} is {Life(life).label}",
                 unit=cmd.unit,
-                relation_id=rel["relation_id"],
+                relation_id=rel.relation_id,
             )
     mine = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
     other = next((e for e in endpoints if e is not mine), None)
     out: list[Change] = []
     created: list[str] = []
-    if rel["scope"] == "container" and other is not None:
-        if unit["subordinate"]:
+    if rel.scope == Scope.container and other is not None:
+        if unit.subordinate:
             _check_subordinate_placement(unit, other, rel)
-        elif other["subordinate"]:
-            sub = await conn.fetchrow(_SUBORDINATE_OF, m, other["application_uuid"], unit["uuid"])
+        elif other.subordinate:
+            sub = await conn.fetchrow(_SUBORDINATE_OF, m, other.application_uuid, unit.uuid)
             if sub is None:
                 name, sub_changes = await add_subordinate_unit(
-                    conn, m, other["application_uuid"], other["application_name"], unit["uuid"]
+                    conn, m, other.application_uuid, other.application_name, unit.uuid
                 )
                 created.append(name)
                 out += sub_changes
             elif sub["life_id"] != Life.alive:
                 raise errors.CannotEnterScopeSubordinateNotAlive(
-                    f"unit {cmd.unit!r} cannot enter scope of relation {rel['relation_id']}: "
+                    f"unit {cmd.unit!r} cannot enter scope of relation {rel.relation_id}: "
                     f"its subordinate {sub['name']!r} is {Life(sub['life_id']).label}",
                     unit=cmd.unit,
                     subordinate=sub["name"],
                 )
-    ru_uuid = mine["relation_unit_uuid"]
-    entering = ru_uuid is None
+    entering = mine.relation_unit_uuid is None
+    ru_uuid = mine.relation_unit_uuid or str(uuid.uuid4())
     if entering:
-        ru_uuid = str(uuid.uuid4())
         message = await conn.fetchval(
             _ENTER,
             m,
             ru_uuid,
-            mine["relation_endpoint_uuid"],
-            unit["application_uuid"],
-            unit["uuid"],
-            rel["uuid"],
+            mine.relation_endpoint_uuid,
+            unit.application_uuid,
+            unit.uuid,
+            rel.uuid,
             cmd.unit,
         )
-        out.append(changes.relation_unit(m, rel, cmd.unit, "entered", mine["endpoint_name"]))
+        out.append(changes.relation_unit(m, rel, cmd.unit, "entered", mine.endpoint_name))
         if message is not None:
             out.append(changes.relation_status(m, rel, "joined", message))
     if cmd.settings is not None:
@@ -128,25 +126,25 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
             max_bytes=ctx.limits.max_bag_bytes,
             replace=True,
             new_owner=entering,
-            what=f"settings of {cmd.unit} in relation {rel['relation_id']}",
+            what=f"settings of {cmd.unit} in relation {rel.relation_id}",
         )
         if write.changed:
             out.append(changes.unit_settings(m, rel, cmd.unit, write.sha256))
-    result = ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=True, created_units=created)
+    result = ScopeResult(id=rel.relation_id, unit=cmd.unit, in_scope=True, created_units=created)
     return Outcome(result, out)
 
 
-def _check_subordinate_placement(unit: Record, other: Record, rel: Record) -> None:
+def _check_subordinate_placement(unit: ActingUnit, other: RelationEndpoint, rel: RelationKey) -> None:
     """A subordinate unit enters a container relation only beside its principal's application."""
-    if other["subordinate"]:
+    if other.subordinate:
         return
-    if unit["principal_application"] != other["application_name"]:
+    if unit.principal_application != other.application_name:
         raise errors.PotentialRelationUnitNotValid(
-            f"subordinate unit {unit['name']!r} cannot enter container-scoped relation "
-            f"{rel['relation_id']} ({rel['key']}): its principal is not a unit of "
-            f"{other['application_name']!r}",
-            unit=unit["name"],
-            relation_id=rel["relation_id"],
+            f"subordinate unit {unit.name!r} cannot enter container-scoped relation "
+            f"{rel.relation_id} ({rel.key}): its principal is not a unit of "
+            f"{other.application_name!r}",
+            unit=unit.name,
+            relation_id=rel.relation_id,
         )
 
 
@@ -163,16 +161,16 @@ async def leave_scope(ctx: Context, cmd: LeaveScope) -> Outcome:
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     mine = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
     out: list[Change] = []
-    ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine["relation_endpoint_uuid"], unit["uuid"])
+    ru_uuid = await conn.fetchval(_RELATION_UNIT, m, mine.relation_endpoint_uuid, unit.uuid)
     if ru_uuid is not None:
         container = containers.of_unit(unit)
-        await conn.execute(_LEAVE, m, ru_uuid, mine["relation_endpoint_uuid"], cmd.unit, container)
-        out.append(changes.relation_unit(m, rel, cmd.unit, "left", mine["endpoint_name"]))
+        await conn.execute(_LEAVE, m, ru_uuid, mine.relation_endpoint_uuid, cmd.unit, container)
+        out.append(changes.relation_unit(m, rel, cmd.unit, "left", mine.endpoint_name))
         out += await lifecycle.reap(conn, m)
-    return Outcome(ScopeResult(id=rel["relation_id"], unit=cmd.unit, in_scope=False), out)
+    return Outcome(ScopeResult(id=rel.relation_id, unit=cmd.unit, in_scope=False), out)
 
 
 @handles(RelationUnits)
@@ -186,7 +184,7 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     named = cmd.as_unit is not None or cmd.application is not None
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"]) if named else []
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid) if named else []
     container = None
     if cmd.as_unit is not None:
         reader = await lookup.unit(conn, m, cmd.as_unit)
@@ -195,11 +193,11 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
             container = containers.of_unit(reader)
     if cmd.application is not None and lookup.endpoint_of(endpoints, cmd.application) is None:
         raise errors.ApplicationNotFoundForRelation(
-            f"application {cmd.application!r} is not in relation {rel['relation_id']} ({rel['key']})",
+            f"application {cmd.application!r} is not in relation {rel.relation_id} ({rel.key})",
             application=cmd.application,
-            relation_id=rel["relation_id"],
+            relation_id=rel.relation_id,
         )
-    names = await units_in_scope(conn, m, rel["uuid"], container=container)
+    names = await units_in_scope(conn, m, rel.uuid, container=container)
     if cmd.application is not None:
         names = [n for n in names if n.rpartition("/")[0] == cmd.application]
     return Outcome(names)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import errors
 from contracts.commands import (
     GetApplicationSettings,
@@ -17,8 +15,7 @@ from handlers import changes, containers, lookup, settings_bag, unit_in_relation
 from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
-
-Record = Any
+from handlers.rows import RelationKey
 
 # Where the named unit's bag in a relation endpoint is ($2 NULL: its application has none): its
 # scope row, else its archive (it left), with the container each puts it in; unit_exists False: no
@@ -43,18 +40,18 @@ ORDER BY key
 """
 
 
-def _in_scope(rel: Record, relation_unit_uuid: str | None, unit: str) -> str:
+def _in_scope(rel: RelationKey, relation_unit_uuid: str | None, unit: str) -> str:
     """The unit's scope row. Raises RelationUnitNotFound when there is none (not in scope)."""
     if relation_unit_uuid is None:
         raise _not_in_scope(rel, unit)
     return relation_unit_uuid
 
 
-def _not_in_scope(rel: Record, unit: str, why: str = "") -> errors.RelationdError:
+def _not_in_scope(rel: RelationKey, unit: str, why: str = "") -> errors.RelationdError:
     return errors.RelationUnitNotFound(
-        f"unit {unit!r} is not in the scope of relation {rel['relation_id']} ({rel['key']}){why}",
+        f"unit {unit!r} is not in the scope of relation {rel.relation_id} ({rel.key}){why}",
         unit=unit,
-        relation_id=rel["relation_id"],
+        relation_id=rel.relation_id,
     )
 
 
@@ -67,7 +64,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
-    ru = _in_scope(rel, ep["relation_unit_uuid"], cmd.unit)
+    ru = _in_scope(rel, ep.relation_unit_uuid, cmd.unit)
     write = await settings_bag.write(
         conn,
         settings_bag.UNIT_BAG,
@@ -75,7 +72,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
         ru,
         cmd.settings,
         max_bytes=ctx.limits.max_bag_bytes,
-        what=f"settings of {cmd.unit} in relation {rel['relation_id']}",
+        what=f"settings of {cmd.unit} in relation {rel.relation_id}",
     )
     out = [changes.unit_settings(m, rel, cmd.unit, write.sha256)] if write.changed else []
     return Outcome(SettingsResult(changed=write.changed, hash=write.sha256), out)
@@ -90,19 +87,19 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
-    lookup.check_leader(found.unit, found.unit["leader"], "write application settings")
+    lookup.check_leader(found.unit, found.unit.leader, "write application settings")
     write = await settings_bag.write(
         conn,
         settings_bag.APPLICATION_BAG,
         m,
-        ep["relation_endpoint_uuid"],
+        ep.relation_endpoint_uuid,
         cmd.settings,
         max_bytes=ctx.limits.max_bag_bytes,
-        what=f"settings of {ep['application_name']} in relation {rel['relation_id']}",
+        what=f"settings of {ep.application_name} in relation {rel.relation_id}",
     )
     out = []
     if write.changed:
-        out.append(changes.application_settings(m, rel, ep["application_name"], write.sha256))
+        out.append(changes.application_settings(m, rel, ep.application_name, write.sha256))
     return Outcome(SettingsResult(changed=write.changed, hash=write.sha256), out)
 
 
@@ -118,9 +115,9 @@ async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     ep = lookup.endpoint_of(endpoints, unit_application(cmd.unit))
-    ep_uuid = None if ep is None else ep["relation_endpoint_uuid"]
+    ep_uuid = None if ep is None else ep.relation_endpoint_uuid
     target = await conn.fetchrow(_UNIT_BAG, m, ep_uuid, cmd.unit)
     if not target["unit_exists"] and not target["archived"]:
         raise lookup.unit_not_found(cmd.unit)
@@ -143,7 +140,7 @@ async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
         raise _not_in_scope(rel, cmd.unit, why)
     if ru is not None:
         return Outcome(await settings_bag.read(conn, settings_bag.UNIT_BAG, m, ru))
-    rows = await conn.fetch(_ARCHIVED_BAG, m, ep["relation_endpoint_uuid"], cmd.unit)
+    rows = await conn.fetch(_ARCHIVED_BAG, m, ep.relation_endpoint_uuid, cmd.unit)
     return Outcome({r["key"]: r["value"] for r in rows})
 
 
@@ -159,18 +156,18 @@ async def get_application_settings(ctx: Context, cmd: GetApplicationSettings) ->
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     await lookup.application(conn, m, cmd.application)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     ep = lookup.endpoint_of(endpoints, cmd.application)
     if ep is None:
         raise errors.ApplicationNotFoundForRelation(
-            f"application {cmd.application!r} is not in relation {rel['relation_id']} ({rel['key']})",
+            f"application {cmd.application!r} is not in relation {rel.relation_id} ({rel.key})",
             application=cmd.application,
-            relation_id=rel["relation_id"],
+            relation_id=rel.relation_id,
         )
     if cmd.as_unit is not None:
         reader = await lookup.unit(conn, m, cmd.as_unit)
         lookup.endpoint_for_unit(endpoints, rel, cmd.as_unit)
-        if unit_application(cmd.as_unit) == cmd.application and not rel["is_peer"]:
+        if unit_application(cmd.as_unit) == cmd.application and not rel.is_peer:
             await lookup.require_leader(conn, m, reader, "read its application's settings")
-    bag = await settings_bag.read(conn, settings_bag.APPLICATION_BAG, m, ep["relation_endpoint_uuid"])
+    bag = await settings_bag.read(conn, settings_bag.APPLICATION_BAG, m, ep.relation_endpoint_uuid)
     return Outcome(bag)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from contracts.charm import Role, Scope
+from contracts.charm import Role
 from contracts.commands import Snapshot
 from contracts.snapshot import (
     ApplicationBag,
@@ -24,7 +24,7 @@ from handlers import containers, lookup
 from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
-from handlers.values import Life
+from handlers.rows import Relation, Unit
 
 Record = Any
 
@@ -89,8 +89,11 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     model = await ctx.model(cmd.model, lock=False)
     m = model["uuid"]
     unit = await lookup.unit(conn, m, cmd.unit) if cmd.unit is not None else None
-    rels = await conn.fetch(_RELATIONS, m, unit["application_uuid"] if unit else None)
-    uuids = [r["uuid"] for r in rels]
+    rels = [
+        Relation.from_record(r)
+        for r in await conn.fetch(_RELATIONS, m, unit.application_uuid if unit else None)
+    ]
+    uuids = [r.uuid for r in rels]
     endpoints: dict[Any, list[Record]] = defaultdict(list)
     for row in await conn.fetch(_ENDPOINTS, m, uuids):
         endpoints[row["relation_uuid"]].append(row)
@@ -98,19 +101,19 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     for row in await conn.fetch(_UNITS, m, uuids):
         units[row["relation_uuid"]].append(row)
     seq = await conn.fetchval(_LAST_SEQ, m) or 0
-    relations = [_relation(r, endpoints[r["uuid"]], units[r["uuid"]], unit) for r in rels]
+    relations = [_relation(r, endpoints[r.uuid], units[r.uuid], unit) for r in rels]
     if unit is None:
         return Outcome(ModelSnapshot(model_uuid=str(m), seq=seq, relations=relations))
     container = containers.of_unit(unit)
-    leads = await conn.fetchval(_LEADS, m, unit["application_uuid"], unit["uuid"])
+    leads = await conn.fetchval(_LEADS, m, unit.application_uuid, unit.uuid)
     principal = None
-    if unit["principal_uuid"] is not None:
+    if unit.principal_uuid is not None:
         principal = await conn.fetchval(_NAME, m, container)
     return Outcome(
         ModelSnapshot(
             model_uuid=str(m),
             seq=seq,
-            unit=unit["name"],
+            unit=unit.name,
             leader=leads,
             principal=principal,
             container=[r["name"] for r in await conn.fetch(_CONTAINER, m, container)],
@@ -120,27 +123,26 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
 
 
 def _relation(
-    rel: Record, endpoints: list[Record], in_scope: list[Record], unit: Record | None
+    rel: Relation, endpoints: list[Record], in_scope: list[Record], unit: Unit | None
 ) -> SnapshotRelation:
-    scope = Scope(rel["scope"])
     mine: bool | None = None
     seen = in_scope
     if unit is not None:
-        mine = any(u["uuid"] == unit["uuid"] for u in in_scope)
-        own = unit["application_name"]
+        mine = any(u["uuid"] == unit.uuid for u in in_scope)
+        own = unit.application_name
         remote = {e["application_name"] for e in endpoints if e["application_name"] != own} or {own}
-        seen = [u for u in in_scope if u["uuid"] != unit["uuid"] and u["name"].rpartition("/")[0] in remote]
+        seen = [u for u in in_scope if u["uuid"] != unit.uuid and u["name"].rpartition("/")[0] in remote]
         if containers.per_container(rel):
             seen = [u for u in seen if u["container"] == containers.of_unit(unit)]
     return SnapshotRelation(
-        id=rel["relation_id"],
-        uuid=str(rel["uuid"]),
-        key=rel["key"],
-        life=Life(rel["life_id"]).label,
-        status=rel["status"],
-        message=rel["message"],
-        scope=scope,
-        peer=rel["is_peer"],
+        id=rel.relation_id,
+        uuid=str(rel.uuid),
+        key=rel.key,
+        life=rel.life.label,
+        status=rel.status.value,
+        message=rel.message,
+        scope=rel.scope,
+        peer=rel.is_peer,
         endpoints=[
             SnapshotEndpoint(
                 application=e["application_name"],

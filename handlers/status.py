@@ -57,13 +57,13 @@ async def set_relation_status(ctx: Context, cmd: SetRelationStatus) -> Outcome:
     m = model["uuid"]
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)
-    endpoints = await lookup.relation_endpoints(conn, m, rel["uuid"])
+    endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
     await lookup.require_leader(conn, m, unit, "set relation status")
-    current = S(rel["status"])
-    message = transition(current, rel["message"], cmd.status, cmd.message)
+    current = rel.status
+    message = transition(current, rel.message, cmd.status, cmd.message)
     out = []
-    if (current, rel["message"]) != (cmd.status, message):
-        await conn.execute(_SET_STATUS, m, rel["uuid"], RelationStatusId.of(cmd.status), message)
+    if (current, rel.message) != (cmd.status, message):
+        await conn.execute(_SET_STATUS, m, rel.uuid, RelationStatusId.of(cmd.status), message)
         out.append(changes.relation_status(m, rel, cmd.status.value, message))
-    return Outcome(StatusResult(id=rel["relation_id"], status=cmd.status.value, message=message), out)
+    return Outcome(StatusResult(id=rel.relation_id, status=cmd.status.value, message=message), out)

@@ -7,12 +7,10 @@ is most of what those commands cost the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from handlers import lookup
 from handlers.db import Connection
-
-Record = Any
+from handlers.rows import ActingUnit, Relation, ScopedEndpoint
 
 # One row per endpoint of the relation (none: no such relation). The unit's columns (unit_*, NULL:
 # no such unit) add its principal's application and its application's leader; the endpoints'
@@ -66,13 +64,12 @@ _BY_UUID = _QUERY.format(relation="r.uuid = $2::uuid")
 
 @dataclass(frozen=True, slots=True)
 class UnitInRelation:
-    """``relation`` as lookup.relation, ``unit`` as lookup.unit plus ``principal_application`` and
-    ``leader`` (names, or None), ``endpoints`` as lookup.relation_endpoints plus the unit's
-    ``relation_unit_uuid`` in each (None: not in its scope there)."""
+    """The relation, the unit acting in it, and the relation's endpoints (requirer first), each
+    with the unit's scope row there."""
 
-    relation: Record
-    unit: Record
-    endpoints: list[Record]
+    relation: Relation
+    unit: ActingUnit
+    endpoints: list[ScopedEndpoint]
 
 
 async def find(conn: Connection, model_uuid: str, relation_ref: int | str, unit_name: str) -> UnitInRelation:
@@ -83,11 +80,12 @@ async def find(conn: Connection, model_uuid: str, relation_ref: int | str, unit_
         raise lookup.relation_not_found(relation_ref)
     if rows[0]["unit_uuid"] is None:
         raise lookup.unit_not_found(unit_name)
-    relation = {k: v for k, v in rows[0].items() if not k.startswith(("unit_", "ep_"))}
-    unit = _prefixed(rows[0], "unit_")
-    endpoints = [_prefixed(row, "ep_") for row in rows if row["ep_relation_endpoint_uuid"] is not None]
-    return UnitInRelation(relation, unit, endpoints)
-
-
-def _prefixed(row: Record, prefix: str) -> dict[str, Any]:
-    return {k.removeprefix(prefix): v for k, v in row.items() if k.startswith(prefix)}
+    return UnitInRelation(
+        Relation.from_record(rows[0]),
+        ActingUnit.from_record(rows[0], prefix="unit_"),
+        [
+            ScopedEndpoint.from_record(row, prefix="ep_")
+            for row in rows
+            if row["ep_relation_endpoint_uuid"] is not None
+        ],
+    )
