@@ -19,18 +19,26 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from contracts.errors import RelationdError
-from contracts.events import routing_key
+from contracts.events import Namespace, routing_key
 from contracts.names import is_uuid
 from daemon.applier import Applied, _stored, error_reply, ok_reply
 from daemon.disposition import Disposition
 from handlers import Actor, Change, Context, access, lookup, run
 from handlers.context import DEFAULT_LIMITS, Limits
 
-# Models locked in one fixed order; those another transaction holds are skipped, not waited for.
+# Models locked in one fixed order (those another transaction holds are skipped, not waited
+# for), each with the levels the batch's users ($3) have on it: a row per model and user.
 _LOCK = """
-SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])
-ORDER BY uuid FOR NO KEY UPDATE SKIP LOCKED
+WITH m AS (
+    SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])
+    ORDER BY uuid FOR NO KEY UPDATE SKIP LOCKED
+)
+SELECT m.uuid, m.name, a.user_name, a.level_id
+FROM m LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = ANY($3::text[])
 """
+# What changes a model's row or its users' levels; after a command of the batch made such a
+# change, the model's later commands read them again.
+_MODEL_NAMESPACES = frozenset({Namespace.model, Namespace.model_access})
 _EXISTING = "SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])"
 # Ids in sorted order, so two batches claiming overlapping ids take them in the same order.
 _CLAIM = """
@@ -126,9 +134,13 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
         keys = [model_key(item.cmd.model) for item in items]
         uuids = sorted({k for k in keys if is_uuid(k)})
         names = sorted({k for k in keys if not is_uuid(k)})
+        users = sorted({item.actor.user for item in items if item.actor.user is not None})
         locked: dict[str, Any] = {}
-        for row in await conn.fetch(_LOCK, uuids, names):
+        levels: dict[tuple[str, str], int] = {}
+        for row in await conn.fetch(_LOCK, uuids, names, users):
             locked[str(row["uuid"])] = locked[row["name"]] = row
+            if row["user_name"] is not None:
+                levels[str(row["uuid"]), row["user_name"]] = row["level_id"]
         missing = [k for k in keys if k not in locked]
         busy: set[str] = set()
         if missing:
@@ -148,15 +160,18 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
         )
         claimed = {row["command_id"] for row in rows}
         writes = _Writes()
-        seen: set[str] = set()
+        stale: set[str] = set()
         for i in todo:
             item, key = items[i], keys[i]
             row = locked.get(key)
-            # The row read when locking describes the model until a command of this batch writes
-            # it: only the first command of each model is given it.
-            known = row if row is not None and key not in seen else None
-            seen.add(key)
+            known: tuple[Any, int | None] | None = None
+            if row is not None and str(row["uuid"]) not in stale:
+                known = row, levels.get((str(row["uuid"]), item.actor.user or ""))
+            changes = len(writes.events)
             results[i] = await _one(conn, item, limits, known, item.command_id in claimed, writes, savepoints)
+            stale.update(
+                str(c.model_uuid) for _, c in writes.events[changes:] if c.namespace in _MODEL_NAMESPACES
+            )
         await _finish(conn, writes)
     return results
 
@@ -165,7 +180,7 @@ async def _one(
     conn: Any,
     item: Item,
     limits: Limits,
-    known: Any,
+    known: tuple[Any, int | None] | None,
     claimed: bool,
     writes: _Writes,
     savepoints: bool,
@@ -176,17 +191,20 @@ async def _one(
     needed = access.level_to_check(actor, cmd)
     if needed is not None:
         try:
-            row, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=False)
+            if known is None:
+                row, level_id = await lookup.model_and_level(conn, cmd.model, actor.user, lock=False)
+            else:
+                row, level_id = known
         except RelationdError as err:
             refusal = err
         else:
-            ctx.knows_model(cmd.model, row, locked=True)
+            ctx.knows_model(cmd.model, row, locked=known is not None)
             try:
                 access.check(actor, cmd, needed, row, level_id)
             except RelationdError as err:
                 refusal = err
     elif known is not None:
-        ctx.knows_model(cmd.model, known, locked=True)
+        ctx.knows_model(cmd.model, known[0], locked=True)
     if not claimed:
         return await _stored(conn, command_id, item.digest, cmd, actor, refusal)
     if refusal is not None:

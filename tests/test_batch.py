@@ -147,3 +147,24 @@ async def test_batches_form_from_what_waits_and_keep_each_models_order(pool: Any
         mine = [i.command_id for i in sent if i.cmd.model == m.model]
         logged = [cid for _, cid in await seqs(pool, m.model_uuid) if cid in mine]
         assert list(dict.fromkeys(logged)) == mine
+
+
+async def test_a_grant_earlier_in_the_batch_counts_for_the_commands_after_it(pool: Any) -> None:
+    a = await new_model(pool)
+    user = "grantee-" + uuid.uuid4().hex[:6]
+    items = [
+        item(deploy(a.model, "x"), Actor(user)),  # before the grant: no access
+        item({"type": "grant", "model": a.model, "user": user, "level": "write"}),
+        item(deploy(a.model, "y"), Actor(user)),
+        item({"type": "revoke", "model": a.model, "user": user, "level": "read"}),
+        item(deploy(a.model, "z"), Actor(user)),  # after the revoke: no access again
+    ]
+    async with pool.acquire() as conn:
+        results = await apply_batch(conn, items)
+    assert [r.disposition if r else None for r in results] == [
+        Disposition.denied,
+        Disposition.applied,
+        Disposition.applied,
+        Disposition.applied,
+        Disposition.denied,
+    ]
