@@ -129,11 +129,11 @@ async def grant(ctx: Context, cmd: Grant) -> Outcome:
     """Raise a user's access to ``level``; a lower grant than the user has changes nothing."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    changed = await conn.fetchval(_GRANT, model["uuid"], cmd.user, AccessLevelId.of(cmd.level))
-    level_id = await conn.fetchval(_LEVEL_OF, model["uuid"], cmd.user)
+    changed = await conn.fetchval(_GRANT, model.uuid, cmd.user, AccessLevelId.of(cmd.level))
+    level_id = await conn.fetchval(_LEVEL_OF, model.uuid, cmd.user)
     level = _level(level_id)
-    out = [_change(model["uuid"], "granted", cmd.user, level)] if changed is not None else []
-    return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level.value), out)
+    out = [_change(model.uuid, "granted", cmd.user, level)] if changed is not None else []
+    return Outcome(AccessInfo(model=model.name, user=cmd.user, level=level.value), out)
 
 
 @handles(Revoke)
@@ -141,7 +141,7 @@ async def revoke(ctx: Context, cmd: Revoke) -> Outcome:
     """Lower a user's access to below ``level`` (revoking read removes all access)."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     current = await conn.fetchval(_LEVEL_OF, m, cmd.user)
     target = AccessLevelId.of(cmd.level) - 1
     out: list[Change] = []
@@ -154,7 +154,7 @@ async def revoke(ctx: Context, cmd: Revoke) -> Outcome:
         out.append(_change(m, "revoked", cmd.user, left))
         current = target if target >= 0 else None
     level = _level(current).value if current is not None else None
-    return Outcome(AccessInfo(model=model["name"], user=cmd.user, level=level), out)
+    return Outcome(AccessInfo(model=model.name, user=cmd.user, level=level), out)
 
 
 @handles(ListAccess)
@@ -164,7 +164,7 @@ async def list_access(ctx: Context, cmd: ListAccess) -> Outcome:
     actor = ctx.actor
     if cmd.model is not None:
         model = await ctx.model(cmd.model, lock=False)
-        rows = await conn.fetch(_MODEL_ACCESS, model["uuid"])
+        rows = await conn.fetch(_MODEL_ACCESS, model.uuid)
     else:
         rows = await conn.fetch(_ADMINISTERED_ACCESS, None if actor.superuser else actor.user)
     return Outcome(
@@ -187,6 +187,6 @@ async def remove_model(ctx: Context, cmd: RemoveModel) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     for statement in _REMOVE_MODEL:
-        await conn.execute(statement, model["uuid"])
-    change = Change(model["uuid"], Namespace.model, "removed", {"model": model["name"]})
-    return Outcome(ModelInfo(uuid=model["uuid"], name=model["name"]), [change])
+        await conn.execute(statement, model.uuid)
+    change = Change(model.uuid, Namespace.model, "removed", {"model": model.name})
+    return Outcome(ModelInfo(uuid=model.uuid, name=model.name), [change])

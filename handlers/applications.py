@@ -118,7 +118,7 @@ async def deploy(ctx: Context, cmd: Deploy) -> Outcome:
     """Deploy an application: its charm's endpoints, ``juju-info``, peer relations and units."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     if cmd.charm.subordinate and cmd.units:
         raise errors.SubordinateUnitsNotAddable(
             f"cannot deploy subordinate application {cmd.application!r} with units: its units are "
@@ -222,7 +222,7 @@ async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
     """Add units; the first unit of a leaderless application becomes its leader."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    app = await lookup.application(conn, model["uuid"], cmd.application)
+    app = await lookup.application(conn, model.uuid, cmd.application)
     if app.life != Life.alive:
         raise errors.ApplicationNotAlive(
             f"cannot add units to application {cmd.application!r}: it is {app.life.label}",
@@ -234,7 +234,7 @@ async def add_units(ctx: Context, cmd: AddUnits) -> Outcome:
             "created when a principal unit enters a container-scoped relation",
             application=cmd.application,
         )
-    names, out = await _add_units(conn, model["uuid"], app.uuid, cmd.application, cmd.count)
+    names, out = await _add_units(conn, model.uuid, app.uuid, cmd.application, cmd.count)
     return Outcome(UnitsResult(units=names), out)
 
 
@@ -243,11 +243,11 @@ async def set_leader(ctx: Context, cmd: SetLeader) -> Outcome:
     """Make a unit its application's leader."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    unit = await lookup.unit(conn, model["uuid"], cmd.unit)
-    changed = await conn.fetchval(_SET_LEADER, model["uuid"], unit.application_uuid, unit.uuid)
+    unit = await lookup.unit(conn, model.uuid, cmd.unit)
+    changed = await conn.fetchval(_SET_LEADER, model.uuid, unit.application_uuid, unit.uuid)
     out = []
     if changed is not None:
-        out.append(changes.application(model["uuid"], unit.application_name, "leader", leader=cmd.unit))
+        out.append(changes.application(model.uuid, unit.application_name, "leader", leader=cmd.unit))
     return Outcome(LeaderResult(leader=cmd.unit), out)
 
 
@@ -259,9 +259,9 @@ async def remove_unit(ctx: Context, cmd: RemoveUnit) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    unit = await lookup.unit(conn, model["uuid"], cmd.unit)
-    out = await lifecycle.unit_dying(conn, model["uuid"], unit.uuid)
-    out += await lifecycle.reap(conn, model["uuid"])
+    unit = await lookup.unit(conn, model.uuid, cmd.unit)
+    out = await lifecycle.unit_dying(conn, model.uuid, unit.uuid)
+    out += await lifecycle.reap(conn, model.uuid)
     gone = any(c.kind == "removed" and c.key.get("unit") == cmd.unit for c in out)
     return Outcome(LifeResult(name=cmd.unit, life="dead" if gone else "dying"), out)
 
@@ -274,7 +274,7 @@ async def remove_application(ctx: Context, cmd: RemoveApplication) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     app = await lookup.application(conn, m, cmd.application)
     out: list[Change] = []
     if await conn.fetchval(_APPLICATION_DYING, m, app.uuid) is not None:
@@ -296,7 +296,7 @@ async def remove_application(ctx: Context, cmd: RemoveApplication) -> Outcome:
 async def list_applications(ctx: Context, cmd: ListApplications) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    rows = await conn.fetch(_LIST_APPLICATIONS, model["uuid"])
+    rows = await conn.fetch(_LIST_APPLICATIONS, model.uuid)
     return Outcome(
         [
             ApplicationInfo(
@@ -316,6 +316,6 @@ async def application_endpoints(ctx: Context, cmd: ApplicationEndpoints) -> Outc
     """An application's endpoints."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    app = await lookup.application(conn, model["uuid"], cmd.application)
-    rows = await conn.fetch(_APPLICATION_ENDPOINTS, model["uuid"], app.uuid)
+    app = await lookup.application(conn, model.uuid, cmd.application)
+    rows = await conn.fetch(_APPLICATION_ENDPOINTS, model.uuid, app.uuid)
     return Outcome([endpoint_info(r) for r in rows])

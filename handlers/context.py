@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from handlers import lookup
 from handlers.db import Connection
-from handlers.lookup import Record
+from handlers.rows import Model, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +47,20 @@ class Context:
     actor: Actor
     limits: Limits = DEFAULT_LIMITS
     model_ref: str | None = None
-    model_row: Record | None = None
+    model_row: Model | None = None
     model_locked: bool = False
 
-    def knows_model(self, ref: str, row: Record, *, locked: bool) -> None:
+    def knows_model(self, ref: str, row: Row, *, locked: bool) -> None:
         """Keep the model row read as ``ref`` in this transaction (locked, with ``locked``)."""
-        self.model_ref, self.model_row, self.model_locked = ref, row, locked
+        self.model_ref, self.model_row, self.model_locked = ref, Model.from_record(row), locked
 
-    async def model(self, ref: str, *, lock: bool) -> Record:
+    async def model(self, ref: str, *, lock: bool) -> Model:
         """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
 
         Raises ModelNotFound.
         """
         if self.model_row is not None and ref == self.model_ref and (self.model_locked or not lock):
             return self.model_row
-        row = await lookup.model(self.conn, ref, lock=lock)
-        self.knows_model(ref, row, locked=lock)
-        return row
+        model = await lookup.model(self.conn, ref, lock=lock)
+        self.model_ref, self.model_row, self.model_locked = ref, model, lock
+        return model

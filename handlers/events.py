@@ -37,17 +37,15 @@ async def events_after(ctx: Context, cmd: EventsAfter) -> Outcome:
     """Events with ``seq > after`` in sequence order, at most ``limit``."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    rows = await conn.fetch(
-        _EVENTS_AFTER, model["uuid"], cmd.after, cmd.namespace, cmd.relation_id, cmd.limit
-    )
+    rows = await conn.fetch(_EVENTS_AFTER, model.uuid, cmd.after, cmd.namespace, cmd.relation_id, cmd.limit)
     unfiltered = cmd.namespace is None and cmd.relation_id is None
     if not (unfiltered and rows and rows[0]["seq"] == cmd.after + 1):
-        first = await conn.fetchval(_FIRST_KEPT, model["uuid"])
+        first = await conn.fetchval(_FIRST_KEPT, model.uuid)
         if cmd.after < first - 1:
             raise errors.EventsExpired(
-                f"events of model {model['name']!r} after seq {cmd.after} are no longer kept "
+                f"events of model {model.name!r} after seq {cmd.after} are no longer kept "
                 f"(the oldest kept is seq {first}); read a snapshot and follow from its seq",
-                model=model["name"],
+                model=model.name,
                 after=cmd.after,
                 oldest_kept_seq=first,
             )

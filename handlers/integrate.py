@@ -47,7 +47,7 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
     """Create a relation between two applications' compatible endpoints, status joining."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     (app1_name, ep1_name), (app2_name, ep2_name) = (split_endpoint(e) for e in cmd.endpoints)
     rows = await conn.fetch(_APPLICATIONS, m, app1_name, app2_name)
     rows1, rows2 = ([r for r in rows if r["application_name"] == name] for name in (app1_name, app2_name))

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from contracts import errors
 from contracts.names import is_uuid, unit_application
 from handlers.db import Connection
-from handlers.rows import Application, Relation, RelationEndpoint, RelationKey, Unit
+from handlers.rows import Application, Model, Relation, RelationEndpoint, RelationKey, Unit
 
 Record = Any  # asyncpg.Record
 
@@ -88,7 +88,7 @@ def model_not_found(ref: str) -> errors.RelationdError:
     return errors.ModelNotFound(f"model {ref!r} not found", model=ref)
 
 
-async def model(conn: Connection, ref: str, *, lock: bool) -> Record:
+async def model(conn: Connection, ref: str, *, lock: bool) -> Model:
     """The model named by name or UUID; with ``lock``, serialise this model's writers on it.
 
     Raises ModelNotFound.
@@ -99,7 +99,7 @@ async def model(conn: Connection, ref: str, *, lock: bool) -> Record:
     row = await conn.fetchrow(query, ref)
     if row is None:
         raise model_not_found(ref)
-    return row
+    return Model.from_record(row)
 
 
 async def model_and_level(

@@ -79,7 +79,7 @@ async def remove_relation(ctx: Context, cmd: RemoveRelation) -> Outcome:
     """Make a relation dying, status broken; removed at once if no unit is in scope. Idempotent."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     ref = await _relation_ref(conn, m, cmd)
     rel = await lookup.relation(conn, m, ref)
     if rel.is_peer:
@@ -128,8 +128,8 @@ async def get_relation(ctx: Context, cmd: GetRelation) -> Outcome:
     """One relation, by id or UUID, with its endpoints and units in scope."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    rel = await lookup.relation(conn, model["uuid"], cmd.relation)
-    return Outcome(await relation_info(conn, model["uuid"], rel))
+    rel = await lookup.relation(conn, model.uuid, cmd.relation)
+    return Outcome(await relation_info(conn, model.uuid, rel))
 
 
 @handles(ListRelations)
@@ -137,7 +137,7 @@ async def list_relations(ctx: Context, cmd: ListRelations) -> Outcome:
     """All relations of the model, or of one application."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     if cmd.application is None:
         ids = await conn.fetch(_RELATION_IDS_OF_MODEL, m)
     else:
@@ -155,7 +155,7 @@ async def relation_ids(ctx: Context, cmd: RelationIds) -> Outcome:
     """Ids of the relations on ``app:endpoint`` (or on every endpoint of ``app``)."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     app_name, endpoint = split_endpoint(cmd.endpoint)
     app = await lookup.application(conn, m, app_name)
     if endpoint is None:
@@ -174,7 +174,7 @@ async def relation_endpoint_uuid(ctx: Context, cmd: RelationEndpointUuid) -> Out
     """The UUID of an application's endpoint in a relation."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     await lookup.application(conn, m, cmd.application)
     rel = await lookup.relation(conn, m, cmd.relation)
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
@@ -194,7 +194,7 @@ async def unit_relations(ctx: Context, cmd: UnitRelations) -> Outcome:
     the relation is suspended."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     unit = await lookup.unit(conn, m, cmd.unit)
     rows = await conn.fetch(_UNIT_RELATIONS, m, unit.application_uuid, unit.uuid)
     return Outcome(

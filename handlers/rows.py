@@ -1,5 +1,5 @@
-"""The rows handlers share, typed: what a relation, an application, a unit and a relation's
-endpoint are to the code that reads them, so a function's signature says what it takes.
+"""The rows handlers share, typed: what a model, a relation, an application, a unit and a
+relation's endpoint are to the code that reads them, so a function's signature says what it takes.
 
 Each is made at the lookup boundary by ``from_record`` from an asyncpg Record (or a mapping with
 the same columns); ``prefix`` reads columns named ``<prefix><field>``, as one query returning
@@ -17,6 +17,18 @@ from contracts.commands import RelationStatus
 from handlers.values import Life
 
 Row = Mapping[str, Any]  # an asyncpg Record, or a dict with its columns
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The model a command acts on."""
+
+    uuid: str
+    name: str
+
+    @classmethod
+    def from_record(cls, row: Row) -> Model:
+        return cls(row["uuid"], row["name"])
 
 
 @dataclass(frozen=True, slots=True)

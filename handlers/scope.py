@@ -67,7 +67,7 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel, unit, endpoints = found.relation, found.unit, found.endpoints
     for what, life in (("relation", rel.life), ("unit", unit.life)):
@@ -158,7 +158,7 @@ async def leave_scope(ctx: Context, cmd: LeaveScope) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
@@ -181,7 +181,7 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     rel = await lookup.relation(conn, m, cmd.relation)
     named = cmd.as_unit is not None or cmd.application is not None
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid) if named else []

@@ -60,7 +60,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     """Merge into a unit's settings; an event only if the bag's hash changes."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
@@ -83,7 +83,7 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
     """The leader merges into its application's settings in the relation."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
@@ -113,7 +113,7 @@ async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     rel = await lookup.relation(conn, m, cmd.relation)
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
     ep = lookup.endpoint_of(endpoints, unit_application(cmd.unit))
@@ -153,7 +153,7 @@ async def get_application_settings(ctx: Context, cmd: GetApplicationSettings) ->
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     rel = await lookup.relation(conn, m, cmd.relation)
     await lookup.application(conn, m, cmd.application)
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)

@@ -87,7 +87,7 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     """
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=False)
-    m = model["uuid"]
+    m = model.uuid
     unit = await lookup.unit(conn, m, cmd.unit) if cmd.unit is not None else None
     rels = [
         Relation.from_record(r)

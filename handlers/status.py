@@ -54,7 +54,7 @@ async def set_relation_status(ctx: Context, cmd: SetRelationStatus) -> Outcome:
     """The leader of an application in the relation sets its status."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
-    m = model["uuid"]
+    m = model.uuid
     rel = await lookup.relation(conn, m, cmd.relation)
     unit = await lookup.unit(conn, m, cmd.unit)
     endpoints = await lookup.relation_endpoints(conn, m, rel.uuid)
