@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+
+from asyncpg import Record
 
 from contracts import errors
 from contracts.charm import Role, Scope
@@ -33,8 +34,6 @@ from handlers.registry import handles
 from handlers.relation_rows import create_relation
 from handlers.rows import RelationKey
 from handlers.values import Life, RoleId, ScopeId
-
-Record = Any
 
 _INSERT_CHARM = "INSERT INTO charm (model_uuid, uuid, name, subordinate) VALUES ($1, $2, $3, $4)"
 _INSERT_CHARM_RELATIONS = """

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+
+from asyncpg import Record
 
 from contracts import errors
 from contracts.charm import Scope
@@ -19,8 +20,6 @@ from handlers.relation_rows import create_relation, relation_endpoint_info
 from handlers.rows import RelationEndpoint, RelationKey
 from handlers.settings_bag import APPLICATION_BAG, write
 from handlers.values import Life
-
-Record = Any
 
 # The two named applications, each with its endpoints by name and, for an endpoint with a limit,
 # how many relations that are not dead use it. An unknown application has no rows.

@@ -7,15 +7,11 @@ can free another, so :func:`reap` repeats until nothing more can go.
 
 from __future__ import annotations
 
-from typing import Any
-
 from handlers import changes
 from handlers.db import Connection
 from handlers.outcome import Change
 from handlers.rows import RelationKey
 from handlers.values import Life, RelationStatusId
-
-Record = Any
 
 _RELATION_DYING = f"""
 UPDATE relation SET life_id = {Life.dying:d}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from asyncpg import Record
 
 from contracts import errors
 from contracts.names import is_uuid, unit_application
 from handlers.db import Connection
 from handlers.rows import Application, Model, Relation, RelationEndpoint, RelationKey, Unit
-
-Record = Any  # asyncpg.Record
 
 _MODEL_BY_UUID = "SELECT uuid, name FROM model WHERE uuid = $1::uuid"
 _MODEL_BY_NAME = "SELECT uuid, name FROM model WHERE name = $1"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from asyncpg import Record
+
 from contracts.charm import Role
 from contracts.commands import Snapshot
 from contracts.snapshot import (
@@ -25,8 +27,6 @@ from handlers.context import Context
 from handlers.outcome import Outcome
 from handlers.registry import handles
 from handlers.rows import Relation, Unit
-
-Record = Any
 
 _LAST_SEQ = "SELECT value FROM model_event_sequence WHERE model_uuid = $1"
 # The relations of one application ($2), or of the whole model ($2 NULL).
