@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from typing import Any
 
 import pytest
 
 from contracts.charm import Role, Scope
 from contracts.commands import RelationStatus
 from handlers import containers
+from handlers.db import Connection
 from handlers.rows import ActingUnit, Relation, RelationEndpoint, ScopedEndpoint, Unit
 from handlers.values import Life
 
@@ -84,3 +87,17 @@ def test_a_principal_unit_is_its_own_container_and_rows_are_frozen() -> None:
     assert containers.of_unit(unit) == "u-1"
     with pytest.raises(dataclasses.FrozenInstanceError):
         unit.name = "other/0"  # type: ignore[misc]
+
+
+async def test_a_pooled_connection_offers_what_the_connection_protocol_promises(pool: Any) -> None:
+    """handlers.db.Connection is checked by mypy against the handlers only (asyncpg ships no types):
+    this holds it to what a pooled asyncpg connection (a proxy) really accepts."""
+    async with pool.acquire() as conn:
+        for name, promised in inspect.getmembers(Connection, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            offered = inspect.signature(getattr(conn, name)).parameters
+            for param in list(inspect.signature(promised).parameters.values())[1:]:
+                if param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+                    assert param.name in offered, f"{name}: asyncpg takes no {param.name!r}"
+        assert await conn.fetchval("SELECT $1::int + 1", 1) == 2
