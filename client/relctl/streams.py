@@ -48,7 +48,12 @@ def follow(
         raise typer.Exit(130) from None
 
 
-@cli.app.command("watch", epilog=cli.declared(RelationCommands.events_after))
+# The stream sends list_models first (the daemon answers; a model's UUID from its name), then
+# events_after; a snapshot when the history it needs is no longer kept (client/watch.py).
+_STREAM = (RelationCommands.list_models, RelationCommands.events_after, RelationCommands.snapshot)
+
+
+@cli.app.command("watch", epilog=cli.declared(*_STREAM))
 def watch(
     ctx: typer.Context,
     start: Annotated[
@@ -97,7 +102,7 @@ def watch(
     follow(ctx, events, show, count)
 
 
-@cli.app.command("hooks", epilog=cli.declared(RelationCommands.snapshot, RelationCommands.events_after))
+@cli.app.command("hooks", epilog=cli.declared(*_STREAM))
 def hooks(
     ctx: typer.Context,
     unit: Annotated[str, typer.Argument(help="The unit whose hooks to show. Example: wordpress/0")],
