@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from daemon import metrics
 from daemon.applier import Applied
 from daemon.batch import Item, model_key
 
@@ -92,6 +93,7 @@ class Batcher:
 
     async def _run(self, batch: list[_Waiting]) -> None:
         deferred: list[_Waiting] = []
+        metrics.BATCH_COMMANDS.observe(len(batch))
         try:
             results = await self._apply([w.item for w in batch])
             for waiting, result in zip(batch, results, strict=True):
@@ -104,6 +106,7 @@ class Batcher:
                 else:
                     waiting.future.set_result(result)
             if deferred:
+                metrics.BATCH_DEFERRED.inc(len(deferred))
                 await asyncio.sleep(DEFER_SECONDS)
         except BaseException as exc:
             for waiting in batch:

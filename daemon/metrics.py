@@ -30,6 +30,17 @@ REDELIVERIES = Counter(
     "Commands received with the redelivered flag set.",
     registry=REGISTRY,
 )
+BATCH_COMMANDS = Histogram(
+    "relationd_batch_commands",
+    "Write commands applied together in one transaction (RELATIOND_BATCH_MAX above 1).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    registry=REGISTRY,
+)
+BATCH_DEFERRED = Counter(
+    "relationd_batch_deferred_total",
+    "Commands put back for a later batch because another transaction held their model.",
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "relationd_transient_retries_total",
     "Transient failures retried, by where they happened (database, broker).",
