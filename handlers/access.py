@@ -17,6 +17,7 @@ from handlers.context import Actor, Context
 from handlers.db import Connection
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
+from handlers.rows import Row
 from handlers.values import AccessLevelId
 
 _LEVEL_OF = """
@@ -74,8 +75,11 @@ def level_to_check(actor: Actor, cmd: AnyCommand) -> AccessLevel | None:
     return None if actor.superuser else needed
 
 
-def check(actor: Actor, cmd: Any, needed: AccessLevel, model: Any, level_id: int | None) -> None:
-    """Raises PermissionDenied, naming user, model and level, unless ``level_id`` suffices."""
+def check(actor: Actor, cmd: Any, needed: AccessLevel, model: Row, level_id: int | None) -> None:
+    """Raises PermissionDenied, naming user, model and level, unless ``level_id`` suffices.
+
+    ``model`` is the row the access check read (the daemon's claim row, or model_and_level's).
+    """
     if level_id is None or level_id < AccessLevelId.of(needed):
         has = "no access" if level_id is None else f"{AccessLevelId(level_id).label} access"
         raise errors.PermissionDenied(
