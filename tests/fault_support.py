@@ -30,6 +30,7 @@ import aiormq
 import asyncpg
 import pytest
 
+from client.rpc import _open_connection as open_connection
 from contracts import topology
 from contracts.errors import RelationdError
 from daemon.applier import apply, error_reply
@@ -95,7 +96,8 @@ class Session:
             lost = asyncio.Event()
             try:
                 self._node = (self._node + 1) % len(self._urls)
-                self._connection = await aio_pika.connect(self._urls[self._node], timeout=5)
+                # Closes what a failed connect created (a node down mid-restart), as the client does.
+                self._connection = await open_connection(self._urls[self._node], timeout=5)
                 self._connection.close_callbacks.add(lambda *_, e=lost: e.set())
                 channel = await self._connection.channel(publisher_confirms=True)
                 channel.close_callbacks.add(lambda *_, e=lost: e.set())
