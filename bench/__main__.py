@@ -90,6 +90,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Batching (daemon/batcher.py) on and off, whatever the daemon's default.
     "batch": {"relationd_env": {"RELATIOND_BATCH_MAX": "16"}},
     "no-batch": {"relationd_env": {"RELATIOND_BATCH_MAX": "1"}},
+    "batch-w1": {"relationd_env": {"RELATIOND_BATCH_MAX": "16", "RELATIOND_BATCH_WORKERS": "1"}},
+    "batch-w2": {"relationd_env": {"RELATIOND_BATCH_MAX": "16", "RELATIOND_BATCH_WORKERS": "2"}},
 }
 
 

@@ -210,7 +210,10 @@ class CommandConsumer:
 
     async def _apply_batch(self, items: list[Item]) -> list[Applied | Exception | None]:
         """One batch in one transaction, retried while failures are transient; should it fail
-        otherwise, each command is applied alone, so that only the one at fault fails."""
+        otherwise, each command is applied alone, so that only the one at fault fails. A batch of
+        one is applied alone from the start: the one-command path opens with a single statement."""
+        if len(items) == 1:
+            return [await self._alone_or_error(items[0])]
         delays = backoff(0.05, 5.0)
         while True:
             try:
