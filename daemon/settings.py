@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     user_max_held_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Batching (daemon/batcher.py): write commands waiting for the database are applied up to
     # batch_max in one transaction, by at most batch_workers transactions at once (0: half the
-    # pool); 1 applies each command in a transaction of its own.
-    batch_max: int = Field(default=1, ge=1, le=256)
-    batch_workers: int = Field(default=0, ge=0, le=500)
+    # pool); batch_max 1 applies each command in a transaction of its own.
+    batch_max: int = Field(default=16, ge=1, le=256)
+    batch_workers: int = Field(default=2, ge=0, le=500)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_bag_bytes: int = Field(default=256 * 1024, ge=64)
     quorum_queue: bool = True
