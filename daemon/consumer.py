@@ -22,7 +22,7 @@ from contracts import errors, topology, tracing
 from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
 from daemon.applier import Applied, apply, error_reply
-from daemon.batch import Item, apply_batch, batchable
+from daemon.batch import Item, apply_batch, batchable, model_key
 from daemon.batcher import Batcher
 from daemon.broker import Broker
 from daemon.disposition import Disposition
@@ -209,40 +209,43 @@ class CommandConsumer:
         return await self._apply_alone(parsed.command_id, parsed.digest, parsed.command, actor)
 
     async def _apply_batch(self, items: list[Item]) -> list[Applied | Exception | None]:
-        """One batch in one transaction, retried while failures are transient; should it fail
-        otherwise, each command is applied alone, so that only the one at fault fails. A batch of
-        one is applied alone from the start: the one-command path opens with a single statement."""
+        """One batch in one transaction. Should it fail, each command is applied alone (and
+        retried alone while its failures are transient), so that a command at fault, or one that
+        keeps timing out, holds up no other. A batch of one is applied alone from the start: the
+        one-command path opens with a single statement."""
         if len(items) == 1:
             return [await self._alone_or_error(items[0])]
-        delays = backoff(0.05, 5.0)
-        while True:
-            try:
-                with tracing.span("relationd transaction"):
-                    async with database.session(self.pool) as conn:
-                        results = await apply_batch(conn, items, self.limits)
-                        if any(r is not None and r.disposition is Disposition.duplicate for r in results):
-                            await database.fence(conn)  # see _apply_alone
-                        return list(results)
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.warning(
-                        "batch failed; applying its commands one by one",
-                        commands=len(items),
-                        error=str(exc) or type(exc).__name__,
-                    )
-                    return [await self._alone_or_error(item) for item in items]
+        try:
+            with tracing.span("relationd transaction"):
+                async with database.session(self.pool) as conn:
+                    results = await apply_batch(conn, items, self.limits)
+                    if any(r is not None and r.disposition is Disposition.duplicate for r in results):
+                        await database.fence(conn)  # see _apply_alone
+                    return list(results)
+        except Exception as exc:
+            if is_transient(exc):
                 metrics.RETRIES.labels("database").inc()
-                log.warning(
-                    "transient database failure; retrying",
-                    commands=len(items),
-                    error=str(exc) or type(exc).__name__,
-                )
-            if self.stopping.is_set():
-                raise ShuttingDown
-            try:
-                await asyncio.wait_for(self.stopping.wait(), next(delays))
-            except TimeoutError:
-                pass
+            log.warning(
+                "batch failed; applying its commands one by one",
+                commands=len(items),
+                transient=is_transient(exc),
+                error=str(exc) or type(exc).__name__,
+            )
+        return await self._each_alone(items)
+
+    async def _each_alone(self, items: list[Item]) -> list[Applied | Exception | None]:
+        """Apply each command in a transaction of its own: one model's in order, models side by side."""
+        results: list[Applied | Exception | None] = [None] * len(items)
+        by_model: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            by_model.setdefault(model_key(item.cmd.model), []).append(i)
+
+        async def in_order(indexes: list[int]) -> None:
+            for i in indexes:
+                results[i] = await self._alone_or_error(items[i])
+
+        await asyncio.gather(*(in_order(indexes) for indexes in by_model.values()))
+        return results
 
     async def _alone_or_error(self, item: Item) -> Applied | Exception:
         try:

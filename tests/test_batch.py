@@ -21,7 +21,8 @@ APP = {"name": "bench-app", "requires": {"db": {"interface": "bench-sql"}}}
 
 def item(body: dict[str, Any], actor: Actor = Actor.system(), command_id: str | None = None) -> Item:
     raw = json.dumps(body).encode()
-    return Item(command_id or str(uuid.uuid4()), body_digest(raw), COMMAND_ADAPTER.validate_json(raw), actor)
+    command_id = str(uuid.uuid4()) if command_id is None else command_id
+    return Item(command_id, body_digest(raw), COMMAND_ADAPTER.validate_json(raw), actor)
 
 
 def deploy(model: str, app: str) -> dict[str, Any]:
@@ -168,3 +169,26 @@ async def test_a_grant_earlier_in_the_batch_counts_for_the_commands_after_it(poo
         Disposition.applied,
         Disposition.denied,
     ]
+
+
+async def test_a_batch_that_fails_is_applied_command_by_command_and_only_the_one_at_fault_fails(
+    pool: Any,
+) -> None:
+    from daemon.consumer import CommandConsumer
+    from daemon.settings import Settings
+
+    a, b = await new_model(pool), await new_model(pool)
+    # An empty command id breaks the claim statement's CHECK: the whole batch fails with it.
+    items = [
+        item(deploy(a.model, "x")),
+        item(deploy(b.model, "x"), command_id=""),
+        item(deploy(b.model, "y")),
+        item(deploy(a.model, "y")),
+    ]
+    consumer = CommandConsumer(Settings(), pool, broker=None)  # type: ignore[arg-type]  # no broker used
+    results = await consumer._apply_batch(items)
+    assert isinstance(results[1], Exception)
+    applied = [r for i, r in enumerate(results) if i != 1]
+    assert all(isinstance(r, Applied) and r.disposition is Disposition.applied for r in applied)
+    logged = [cid for _, cid in await seqs(pool, a.model_uuid)]
+    assert logged.index(items[3].command_id) > logged.index(items[0].command_id)
