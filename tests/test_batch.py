@@ -192,3 +192,27 @@ async def test_a_batch_that_fails_is_applied_command_by_command_and_only_the_one
     assert all(isinstance(r, Applied) and r.disposition is Disposition.applied for r in applied)
     logged = [cid for _, cid in await seqs(pool, a.model_uuid)]
     assert logged.index(items[3].command_id) > logged.index(items[0].command_id)
+
+
+async def test_the_batcher_tries_a_deferred_model_again_and_keeps_its_order(pool: Any) -> None:
+    a, b = await new_model(pool), await new_model(pool)
+
+    async def run(batch: list[Item]) -> list[Applied | Exception | None]:
+        async with pool.acquire() as conn:
+            return list(await apply_batch(conn, batch))
+
+    batcher = Batcher(run, batch_max=8, workers=1)
+    sent = [item(deploy(b.model, "x")), item(deploy(a.model, "x")), item(deploy(b.model, "y"))]
+    async with pool.acquire() as holder:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT FROM model WHERE uuid = $1::uuid FOR NO KEY UPDATE", b.model_uuid)
+        pending = [asyncio.ensure_future(batcher.submit(i)) for i in sent]
+        first_a = await asyncio.wait_for(pending[1], 10)  # model a goes on while b is held
+        assert first_a.disposition is Disposition.applied
+        assert not pending[0].done() and not pending[2].done()
+        await tx.rollback()
+    results = await asyncio.wait_for(asyncio.gather(*pending), 10)
+    assert all(r.disposition is Disposition.applied for r in results)
+    logged = [cid for _, cid in await seqs(pool, b.model_uuid)]
+    assert logged.index(sent[2].command_id) > logged.index(sent[0].command_id)
