@@ -345,6 +345,15 @@ class RelationClient(RelationCommands):
             ) from None
         except TimeoutError:
             raise DaemonUnreachable(f"no reply to command {command_id} within {timeout:.1f}s") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the caller's own cancellation
+            # aiormq cancels a pending confirmation when its connection closes (a missed
+            # heartbeat, a frozen node): a lost broker, sent again on the next session.
+            raise _ConnectionLost(
+                f"lost the broker while sending command {command_id}: the confirmation was cancelled"
+            ) from None
         except (OSError, AMQPError, ChannelInvalidStateError) as exc:
             gone = connection.is_closed or isinstance(exc, (OSError, AMQPConnectionError))
             lost = _ConnectionLost if gone else BrokerUnreachable

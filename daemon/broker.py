@@ -353,4 +353,20 @@ class Broker:
             if persistent
             else aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
-        await target.publish(message, routing_key=routing_key, timeout=30)
+        try:
+            await target.publish(message, routing_key=routing_key, timeout=30)
+        except asyncio.CancelledError:
+            if library_cancelled():
+                raise BrokerUnavailable("the broker session closed before it confirmed the publish") from None
+            raise
+
+
+def library_cancelled() -> bool:
+    """Whether a CancelledError just caught came from the library rather than this task's caller.
+
+    aiormq cancels a publish's pending confirmation when its connection closes (a missed heartbeat,
+    a frozen node): the publisher sees CancelledError although nobody cancelled its task. That is a
+    lost session, to be handled as one; a task that is itself being cancelled must still stop.
+    """
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()

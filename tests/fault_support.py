@@ -214,6 +214,12 @@ class Driver:
                 AssertionError,
             ):
                 await asyncio.sleep(0.2)  # the session is going or gone: publish on the next one
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                # aiormq cancelled the confirmation as its connection closed (a frozen node).
+                await asyncio.sleep(0.2)
 
     async def send_raw(
         self, raw: bytes, properties: dict[str, Any], *, reply: bool = True, timeout: float = 30
