@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from contracts.commands import COMMAND_ADAPTER
@@ -29,6 +30,26 @@ class CommandFailed(Exception):
         self.code: str = reply["error"]["code"]
         self.message: str = reply["error"]["message"]
         self.reply = reply
+
+
+async def refused(awaitable: Any) -> CommandFailed:
+    """Await a command expected to be refused; return the refusal."""
+    with pytest.raises(CommandFailed) as info:
+        await awaitable
+    return info.value
+
+
+async def enter(domain: Domain, relation: int, unit: str, settings: dict[str, str] | None = None) -> Any:
+    """Unit enters the relation's scope, with its settings if given."""
+    body: dict[str, Any] = {"type": "enter_scope", "relation": relation, "unit": unit}
+    if settings is not None:
+        body["settings"] = settings
+    return await domain.run(body)
+
+
+async def leave(domain: Domain, relation: int, unit: str) -> Any:
+    """Unit leaves the relation's scope."""
+    return await domain.run({"type": "leave_scope", "relation": relation, "unit": unit})
 
 
 class Domain:

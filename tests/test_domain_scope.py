@@ -6,24 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.domain import CommandFailed, Domain
-
-
-async def refused(awaitable: Any) -> CommandFailed:
-    with pytest.raises(CommandFailed) as info:
-        await awaitable
-    return info.value
-
-
-async def enter(domain: Domain, relation: int, unit: str, settings: dict[str, str] | None = None) -> Any:
-    body: dict[str, Any] = {"type": "enter_scope", "relation": relation, "unit": unit}
-    if settings is not None:
-        body["settings"] = settings
-    return await domain.run(body)
-
-
-async def leave(domain: Domain, relation: int, unit: str) -> Any:
-    return await domain.run({"type": "leave_scope", "relation": relation, "unit": unit})
+from tests.domain import Domain, enter, leave, refused
 
 
 async def unit_settings(domain: Domain, relation: int, unit: str) -> Any:
