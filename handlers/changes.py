@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.events import Namespace
+from contracts.names import unit_application
 from handlers.outcome import Change
 from handlers.rows import RelationKey
 
@@ -24,12 +25,12 @@ def relation_status(model_uuid: str, rel: RelationKey, status: str, message: str
 
 
 def relation_unit(model_uuid: str, rel: RelationKey, unit: str, kind: str, endpoint: str) -> Change:
-    key = _relation_key(rel) | {"unit": unit, "application": unit.rpartition("/")[0]}
+    key = _relation_key(rel) | {"unit": unit, "application": unit_application(unit)}
     return Change(model_uuid, Namespace.relation_unit, kind, key, {"endpoint": endpoint})
 
 
 def unit_settings(model_uuid: str, rel: RelationKey, unit: str, sha256: str) -> Change:
-    key = _relation_key(rel) | {"unit": unit, "application": unit.rpartition("/")[0]}
+    key = _relation_key(rel) | {"unit": unit, "application": unit_application(unit)}
     return Change(model_uuid, Namespace.relation_unit_setting, "changed", key, {"hash": sha256})
 
 
@@ -47,7 +48,7 @@ def application_endpoints(model_uuid: str, name: str, kind: str, **payload: Any)
 
 
 def unit(model_uuid: str, name: str, kind: str, **payload: Any) -> Change:
-    key = {"unit": name, "application": name.rpartition("/")[0]}
+    key = {"unit": name, "application": unit_application(name)}
     return Change(model_uuid, Namespace.unit, kind, key, payload)
 
 

@@ -18,3 +18,8 @@ def per_container(rel: Relation) -> bool:
 def of_unit(unit: Unit) -> str:
     """The unit's container: its principal unit's uuid, or its own for a principal unit."""
     return unit.principal_uuid or unit.uuid
+
+
+def seen_from(rel: Relation, unit: Unit) -> str | None:
+    """The container ``unit`` is limited to in the relation, or None when it sees the whole scope."""
+    return of_unit(unit) if per_container(rel) else None

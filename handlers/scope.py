@@ -7,6 +7,7 @@ import uuid
 from contracts import errors
 from contracts.charm import Scope
 from contracts.commands import EnterScope, LeaveScope, RelationUnits
+from contracts.names import unit_application
 from contracts.replies import ScopeResult
 from handlers import changes, containers, lifecycle, lookup, settings_bag, unit_in_relation
 from handlers.applications import add_subordinate_unit
@@ -189,8 +190,7 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
     if cmd.as_unit is not None:
         reader = await lookup.unit(conn, m, cmd.as_unit)
         lookup.endpoint_for_unit(endpoints, rel, cmd.as_unit)
-        if containers.per_container(rel):
-            container = containers.of_unit(reader)
+        container = containers.seen_from(rel, reader)
     if cmd.application is not None and lookup.endpoint_of(endpoints, cmd.application) is None:
         raise errors.ApplicationNotFoundForRelation(
             f"application {cmd.application!r} is not in relation {rel.relation_id} ({rel.key})",
@@ -199,5 +199,5 @@ async def relation_units(ctx: Context, cmd: RelationUnits) -> Outcome:
         )
     names = await units_in_scope(conn, m, rel.uuid, container=container)
     if cmd.application is not None:
-        names = [n for n in names if n.rpartition("/")[0] == cmd.application]
+        names = [n for n in names if unit_application(n) == cmd.application]
     return Outcome(names)

@@ -125,8 +125,7 @@ async def get_unit_settings(ctx: Context, cmd: GetUnitSettings) -> Outcome:
     if cmd.as_unit is not None:
         reader = await lookup.unit(conn, m, cmd.as_unit)
         lookup.endpoint_for_unit(endpoints, rel, cmd.as_unit)
-        if containers.per_container(rel):
-            reader_container = containers.of_unit(reader)
+        reader_container = containers.seen_from(rel, reader)
     ep = lookup.endpoint_for_unit(endpoints, rel, cmd.unit)
     ru = target["relation_unit_uuid"]
     container = target["container_uuid"] if ru is not None else target["archived_container_uuid"]

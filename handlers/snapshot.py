@@ -15,6 +15,7 @@ from asyncpg import Record
 
 from contracts.charm import Role
 from contracts.commands import Snapshot
+from contracts.names import unit_application
 from contracts.snapshot import (
     ApplicationBag,
     ModelSnapshot,
@@ -65,15 +66,11 @@ LEFT JOIN relation_unit_settings_hash h
 WHERE re.model_uuid = $1 AND re.relation_uuid = ANY ($2::uuid[])
 ORDER BY re.relation_uuid, re.position, u.number
 """
-# The units of one container (a principal and its subordinates), and whether $2 leads its app.
+# The units of one container (a principal and its subordinates).
 _CONTAINER = """
 SELECT name FROM unit WHERE model_uuid = $1 AND (uuid = $2 OR principal_uuid = $2) ORDER BY name
 """
 _NAME = "SELECT name FROM unit WHERE model_uuid = $1 AND uuid = $2"
-_LEADS = """
-SELECT EXISTS (SELECT FROM application_leader
-               WHERE model_uuid = $1 AND application_uuid = $2 AND unit_uuid = $3)
-"""
 
 
 @handles(Snapshot)
@@ -105,7 +102,7 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     if unit is None:
         return Outcome(ModelSnapshot(model_uuid=str(m), seq=seq, relations=relations))
     container = containers.of_unit(unit)
-    leads = await conn.fetchval(_LEADS, m, unit.application_uuid, unit.uuid)
+    leads = await lookup.leader_of(conn, m, unit.application_uuid) == unit.name
     principal = None
     if unit.principal_uuid is not None:
         principal = await conn.fetchval(_NAME, m, container)
@@ -131,9 +128,10 @@ def _relation(
         mine = any(u["uuid"] == unit.uuid for u in in_scope)
         own = unit.application_name
         remote = {e["application_name"] for e in endpoints if e["application_name"] != own} or {own}
-        seen = [u for u in in_scope if u["uuid"] != unit.uuid and u["name"].rpartition("/")[0] in remote]
-        if containers.per_container(rel):
-            seen = [u for u in seen if u["container"] == containers.of_unit(unit)]
+        seen = [u for u in in_scope if u["uuid"] != unit.uuid and unit_application(u["name"]) in remote]
+        container = containers.seen_from(rel, unit)
+        if container is not None:
+            seen = [u for u in seen if u["container"] == container]
     return SnapshotRelation(
         id=rel.relation_id,
         uuid=str(rel.uuid),
