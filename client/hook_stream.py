@@ -25,9 +25,8 @@ from typing import Any
 
 from client.hooks import Hook, StateError, UnitHooks, with_state
 from client.rpc import RelationClient
-from client.watch import Watch
+from client.watch import Watch, model_uuid
 from contracts import errors
-from contracts.names import is_uuid
 from contracts.snapshot import ModelSnapshot
 
 log = logging.getLogger("relationd.client.hooks")
@@ -89,12 +88,7 @@ class HookStream:
 
     async def _resolve(self, client: RelationClient) -> str:
         """The model's UUID (a log replay needs no snapshot, nor the unit to exist yet)."""
-        if is_uuid(self.model):
-            return self.model
-        found = [m.uuid for m in await client.list_models(timeout=self.timeout) if m.name == self.model]
-        if not found:
-            raise errors.ModelNotFound(f"model {self.model!r} not found", model=self.model)
-        return found[0]
+        return await model_uuid(client, self.model, timeout=self.timeout)
 
     def _hand_out(self, hooks: list[Hook], machine: UnitHooks) -> list[Hook]:
         return list(with_state(hooks, machine, model=self._model_uuid))

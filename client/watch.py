@@ -101,6 +101,16 @@ async def follow(
                 yield event
 
 
+async def model_uuid(client: RelationClient, model: str, *, timeout: float | None = None) -> str:
+    """The UUID of ``model``, given by name or UUID (a UUID needs no call). Raises ModelNotFound."""
+    if is_uuid(model):
+        return model
+    found = [m.uuid for m in await client.list_models(timeout=timeout) if m.name == model]
+    if not found:
+        raise errors.ModelNotFound(f"model {model!r} not found", model=model)
+    return found[0]
+
+
 def _backoff(first: float, most: float) -> Iterator[float]:
     delay = first
     while True:
@@ -270,13 +280,7 @@ class Watch:
     async def _resolve(self, client: RelationClient) -> str:
         """The model's UUID, for the binding key (the model may be given by name)."""
         if self._model_uuid is None:
-            if is_uuid(self.model):
-                self._model_uuid = self.model
-            else:
-                found = [m.uuid for m in await client.list_models() if m.name == self.model]
-                if not found:
-                    raise errors.ModelNotFound(f"model {self.model!r} not found", model=self.model)
-                self._model_uuid = found[0]
+            self._model_uuid = await model_uuid(client, self.model, timeout=self.timeout)
         return self._model_uuid
 
     def _reader(self, client: RelationClient) -> ReadLog:
