@@ -50,23 +50,28 @@ async def create_database(prefix: str = "relationd_test", admin_dsn: str = ADMIN
     Daemons that share a database share its outbox, whatever their vhost: a test that runs its
     own daemon in its own vhost needs a database of its own too.
     """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = admin_dsn.rpartition("/")[0] + "/" + name
+    await create_schema_database(admin_dsn, name, url)
+    return url
+
+
+async def create_schema_database(admin_dsn: str, name: str, url: str) -> None:
+    """Create database ``name`` through ``admin_dsn`` and apply relationd's schema to it at ``url``."""
     import asyncpg
 
     from daemon.migrate import apply_schema
 
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = admin_dsn.rpartition("/")[0] + "/" + name
     conn = await asyncpg.connect(url)
     try:
         await apply_schema(conn)
     finally:
         await conn.close()
-    return url
 
 
 async def drop_database(url: str, admin_dsn: str = ADMIN_DSN) -> None:

@@ -35,10 +35,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from daemon.migrate import apply_schema
+from tests.harness import create_schema_database
 
 PG_BIN = Path(os.environ.get("RELATIOND_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RABBIT_BIN = Path(os.environ.get("RELATIOND_TEST_RABBIT_BIN", "/usr/lib/rabbitmq/bin"))
@@ -149,17 +148,8 @@ class PrivatePostgres:
         return pid_file.exists()
 
     async def create_database(self, name: str = "relationd") -> str:
-        admin = await asyncpg.connect(self.admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
         url = self.url_for(name)
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_schema(conn)
-        finally:
-            await conn.close()
+        await create_schema_database(self.admin_url, name, url)
         return url
 
     def destroy(self) -> None:
