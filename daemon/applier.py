@@ -51,27 +51,40 @@ _CLAIM_LOCKING_MODEL = {
 }
 _STORED = "SELECT body_sha256, reply, sender FROM processed_command WHERE command_id = $1"
 _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
-# The end of a command that changed its model, in one round trip: number its events (gapless per
-# model), insert them into the log and the outbox and store the reply. A model removed in this
-# transaction has no sequence row left, so its log goes on from the last seq. No NOTIFY here: a
-# notifying commit holds PostgreSQL's one notify lock through its WAL flush, which would queue
-# every command's commit behind the others'; the daemon wakes the relay after the commit instead.
+# The end of one command or of a batch, in one round trip: number every event per model (gapless,
+# in the given order), insert them into the log and the outbox and store every reply. A model
+# removed in this transaction has no sequence row left, so its log goes on from the last seq. No
+# NOTIFY here: a notifying commit holds PostgreSQL's one notify lock through its WAL flush, which
+# would queue every command's commit behind the others'; the daemon wakes the relay after the
+# commit instead.
 _FINISH = """
-WITH seq AS (
-    UPDATE model_event_sequence SET value = value + $2 WHERE model_uuid = $1 RETURNING value - $2 AS first
+WITH ev AS (
+    SELECT t.*, row_number() OVER (PARTITION BY t.m ORDER BY t.o) AS rn
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
+         WITH ORDINALITY AS t(m, n, k, r, kj, pj, cid, o)
+), counts AS (
+    SELECT m, count(*) AS c FROM ev GROUP BY m
+), seq AS (
+    UPDATE model_event_sequence s SET value = s.value + counts.c FROM counts
+    WHERE s.model_uuid = counts.m RETURNING s.model_uuid, s.value - counts.c AS first
 ), base AS (
-    SELECT COALESCE((SELECT first FROM seq),
-                    (SELECT COALESCE(max(seq), 0) FROM change_event WHERE model_uuid = $1)) AS first
+    SELECT counts.m,
+           COALESCE(seq.first,
+                    (SELECT COALESCE(max(e.seq), 0) FROM change_event e WHERE e.model_uuid = counts.m))
+           AS first
+    FROM counts LEFT JOIN seq ON seq.model_uuid = counts.m
 ), events AS (
     INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
-    SELECT $1, base.first + t.o, t.n, t.k, t.r, t.kj, t.pj, $8
-    FROM base, unnest($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-               WITH ORDINALITY AS t(n, k, r, kj, pj, o)
+    SELECT ev.m, base.first + ev.rn, ev.n, ev.k, ev.r, ev.kj, ev.pj, ev.cid
+    FROM ev JOIN base ON base.m = ev.m
+    ORDER BY ev.o
     RETURNING event_id
 ), pending AS (
     INSERT INTO outbox (event_id) SELECT event_id FROM events
 ), stored AS (
-    UPDATE processed_command SET reply = $9 WHERE command_id = $8
+    UPDATE processed_command p SET reply = r.reply
+    FROM unnest($8::text[], $9::jsonb[]) AS r(id, reply)
+    WHERE p.command_id = r.id
 )
 SELECT count(*) FROM events
 """
@@ -237,19 +250,30 @@ async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[
     if not changes:
         await conn.execute(_STORE_REPLY, command_id, reply)
         return
+    check_one_model(changes)
+    await finish_all(conn, [(command_id, c) for c in changes], [(command_id, reply)])
+
+
+def check_one_model(changes: list[Change]) -> None:
     models = {c.model_uuid for c in changes}
-    if len(models) != 1:
+    if len(models) > 1:
         raise RuntimeError(f"a command changed {len(models)} models; a command acts on one model")
-    model_uuid = models.pop()
+
+
+async def finish_all(
+    conn: Any, events: list[tuple[str, Change]], replies: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Write ``events`` (command id, change), numbered per model in this order, and ``replies``
+    (command id, reply)."""
     await conn.execute(
         _FINISH,
-        model_uuid,
-        len(changes),
-        [c.namespace.value for c in changes],
-        [c.kind for c in changes],
-        [routing_key(model_uuid, c.namespace, c.relation_id) for c in changes],
-        [to_jsonable_python(c.key) for c in changes],
-        [to_jsonable_python(c.payload) for c in changes],
-        command_id,
-        reply,
+        [c.model_uuid for _, c in events],
+        [c.namespace.value for _, c in events],
+        [c.kind for _, c in events],
+        [routing_key(c.model_uuid, c.namespace, c.relation_id) for _, c in events],
+        [to_jsonable_python(c.key) for _, c in events],
+        [to_jsonable_python(c.payload) for _, c in events],
+        [cid for cid, _ in events],
+        [cid for cid, _ in replies],
+        [r for _, r in replies],
     )

@@ -16,12 +16,10 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
 from contracts.errors import RelationdError
-from contracts.events import Namespace, routing_key
+from contracts.events import Namespace
 from contracts.names import is_uuid
-from daemon.applier import Applied, _stored, error_reply, ok_reply
+from daemon.applier import Applied, _stored, check_one_model, error_reply, finish_all, ok_reply
 from daemon.disposition import Disposition
 from handlers import Actor, Change, Context, access, lookup, run
 from handlers.context import DEFAULT_LIMITS, Limits
@@ -49,40 +47,6 @@ RETURNING command_id
 """
 # A command refused its access leaves nothing stored, as in the one-command path.
 _UNCLAIM = "DELETE FROM processed_command WHERE command_id = $1"
-# Every event of the batch numbered per model (gapless, in batch order), logged and put in the
-# outbox, and every reply stored, in one round trip. A model removed in this transaction has no
-# sequence row left, so its log goes on from the last seq.
-_FINISH = """
-WITH ev AS (
-    SELECT t.*, row_number() OVER (PARTITION BY t.m ORDER BY t.o) AS rn
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
-         WITH ORDINALITY AS t(m, n, k, r, kj, pj, cid, o)
-), counts AS (
-    SELECT m, count(*) AS c FROM ev GROUP BY m
-), seq AS (
-    UPDATE model_event_sequence s SET value = s.value + counts.c FROM counts
-    WHERE s.model_uuid = counts.m RETURNING s.model_uuid, s.value - counts.c AS first
-), base AS (
-    SELECT counts.m,
-           COALESCE(seq.first,
-                    (SELECT COALESCE(max(e.seq), 0) FROM change_event e WHERE e.model_uuid = counts.m))
-           AS first
-    FROM counts LEFT JOIN seq ON seq.model_uuid = counts.m
-), events AS (
-    INSERT INTO change_event (model_uuid, seq, namespace, kind, routing_key, key, payload, command_id)
-    SELECT ev.m, base.first + ev.rn, ev.n, ev.k, ev.r, ev.kj, ev.pj, ev.cid
-    FROM ev JOIN base ON base.m = ev.m
-    ORDER BY ev.o
-    RETURNING event_id
-), pending AS (
-    INSERT INTO outbox (event_id) SELECT event_id FROM events
-), stored AS (
-    UPDATE processed_command p SET reply = r.reply
-    FROM unnest($8::text[], $9::jsonb[]) AS r(id, reply)
-    WHERE p.command_id = r.id
-)
-SELECT count(*) FROM events
-"""
 
 
 @dataclass(slots=True)
@@ -220,9 +184,7 @@ async def _one(
         reply = error_reply(command_id, cmd.type, err)
         writes.replies.append((command_id, reply))
         return Applied(reply, Disposition.refused)
-    models = {c.model_uuid for c in outcome.changes}
-    if len(models) > 1:
-        raise RuntimeError(f"a command changed {len(models)} models; a command acts on one model")
+    check_one_model(outcome.changes)
     reply = ok_reply(command_id, cmd.type, outcome.result)
     writes.replies.append((command_id, reply))
     writes.events.extend((command_id, c) for c in outcome.changes)
@@ -230,18 +192,5 @@ async def _one(
 
 
 async def _finish(conn: Any, writes: _Writes) -> None:
-    if not writes.replies:
-        return
-    events = writes.events
-    await conn.execute(
-        _FINISH,
-        [c.model_uuid for _, c in events],
-        [c.namespace.value for _, c in events],
-        [c.kind for _, c in events],
-        [routing_key(c.model_uuid, c.namespace, c.relation_id) for _, c in events],
-        [to_jsonable_python(c.key) for _, c in events],
-        [to_jsonable_python(c.payload) for _, c in events],
-        [cid for cid, _ in events],
-        [cid for cid, _ in writes.replies],
-        [reply for _, reply in writes.replies],
-    )
+    if writes.replies:
+        await finish_all(conn, writes.events, writes.replies)
