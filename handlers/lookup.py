@@ -59,7 +59,8 @@ JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
 WHERE u.model_uuid = $1 AND u.name = $2
 """
 
-_RELATION_COLUMNS = """
+# A relation with its scope and status, as Relation.from_record reads it; add the WHERE.
+RELATION_COLUMNS = """
 SELECT r.uuid, r.relation_id, r.key, r.is_peer, r.life_id, r.created_at,
        crs.name AS scope, rst.name AS status, rs.message
 FROM relation r
@@ -67,8 +68,8 @@ JOIN charm_relation_scope crs ON crs.id = r.scope_id
 JOIN relation_status rs ON rs.model_uuid = r.model_uuid AND rs.relation_uuid = r.uuid
 JOIN relation_status_type rst ON rst.id = rs.status_type_id
 """
-_RELATION_BY_ID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.relation_id = $2"
-_RELATION_BY_UUID = _RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.uuid = $2::uuid"
+_RELATION_BY_ID = RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.relation_id = $2"
+_RELATION_BY_UUID = RELATION_COLUMNS + "WHERE r.model_uuid = $1 AND r.uuid = $2::uuid"
 
 _LEADER_OF = """
 SELECT u.name FROM application_leader l

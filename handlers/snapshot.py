@@ -31,19 +31,15 @@ from handlers.rows import Relation, Unit
 
 _LAST_SEQ = "SELECT value FROM model_event_sequence WHERE model_uuid = $1"
 # The relations of one application ($2), or of the whole model ($2 NULL).
-_RELATIONS = """
-SELECT r.uuid, r.relation_id, r.key, r.is_peer, r.life_id, s.name AS scope,
-       st.name AS status, rs.message
-FROM relation r
-JOIN charm_relation_scope s ON s.id = r.scope_id
-JOIN relation_status rs ON rs.model_uuid = r.model_uuid AND rs.relation_uuid = r.uuid
-JOIN relation_status_type st ON st.id = rs.status_type_id
-WHERE r.model_uuid = $1
+_RELATIONS = (
+    lookup.RELATION_COLUMNS
+    + """WHERE r.model_uuid = $1
   AND ($2::uuid IS NULL OR EXISTS (
       SELECT FROM relation_endpoint re
       WHERE re.model_uuid = r.model_uuid AND re.relation_uuid = r.uuid AND re.application_uuid = $2))
 ORDER BY r.relation_id
 """
+)
 # Endpoints and application settings hashes of the relations $2.
 _ENDPOINTS = """
 SELECT v.relation_uuid, v.application_name, v.endpoint_name, v.role, v.interface, h.sha256

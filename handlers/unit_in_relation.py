@@ -12,19 +12,13 @@ from handlers import lookup
 from handlers.db import Connection
 from handlers.rows import ActingUnit, Relation, ScopedEndpoint
 
-# One row per endpoint of the relation (none: no such relation). The unit's columns (unit_*, NULL:
-# no such unit) add its principal's application and its application's leader; the endpoints'
-# (ep_*) add the unit's scope row there. Each part is planned on its own (MATERIALIZED): joined
-# flat, the planner's search over some twenty tables costs more than the round trips it saves.
+# One row per endpoint of the relation (none: no such relation); rel is lookup.RELATION_COLUMNS.
+# The unit's columns (unit_*, NULL: no such unit) add its principal's application and its
+# application's leader; the endpoints' (ep_*) add the unit's scope row there. Each part is
+# planned on its own (MATERIALIZED): joined flat, the planner's search over some twenty tables
+# costs more than the round trips it saves.
 _QUERY = """
-WITH rel AS MATERIALIZED (
-    SELECT r.uuid, r.relation_id, r.key, r.is_peer, r.life_id, r.created_at,
-           crs.name AS scope, rst.name AS status, rs.message
-    FROM relation r
-    JOIN charm_relation_scope crs ON crs.id = r.scope_id
-    JOIN relation_status rs ON rs.model_uuid = r.model_uuid AND rs.relation_uuid = r.uuid
-    JOIN relation_status_type rst ON rst.id = rs.status_type_id
-    WHERE r.model_uuid = $1 AND {relation}
+WITH rel AS MATERIALIZED ({relation_columns}    WHERE r.model_uuid = $1 AND {relation}
 ), acting AS MATERIALIZED (
     SELECT u.uuid AS unit_uuid, u.name AS unit_name, u.life_id AS unit_life_id,
            u.application_uuid AS unit_application_uuid, u.principal_uuid AS unit_principal_uuid,
@@ -58,8 +52,8 @@ LEFT JOIN acting ON true
 LEFT JOIN ep ON true
 ORDER BY ep.ep_position
 """
-_BY_ID = _QUERY.format(relation="r.relation_id = $2")
-_BY_UUID = _QUERY.format(relation="r.uuid = $2::uuid")
+_BY_ID = _QUERY.format(relation_columns=lookup.RELATION_COLUMNS, relation="r.relation_id = $2")
+_BY_UUID = _QUERY.format(relation_columns=lookup.RELATION_COLUMNS, relation="r.uuid = $2::uuid")
 
 
 @dataclass(frozen=True, slots=True)
