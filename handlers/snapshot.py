@@ -62,11 +62,11 @@ LEFT JOIN relation_unit_settings_hash h
 WHERE re.model_uuid = $1 AND re.relation_uuid = ANY ($2::uuid[])
 ORDER BY re.relation_uuid, re.position, u.number
 """
-# The units of one container (a principal and its subordinates).
+# The units of one container (a principal, $2, and its subordinates), the principal marked.
 _CONTAINER = """
-SELECT name FROM unit WHERE model_uuid = $1 AND (uuid = $2 OR principal_uuid = $2) ORDER BY name
+SELECT name, uuid = $2 AS principal
+FROM unit WHERE model_uuid = $1 AND (uuid = $2 OR principal_uuid = $2) ORDER BY name
 """
-_NAME = "SELECT name FROM unit WHERE model_uuid = $1 AND uuid = $2"
 
 
 @handles(Snapshot)
@@ -97,11 +97,11 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
     relations = [_relation(r, endpoints[r.uuid], units[r.uuid], unit) for r in rels]
     if unit is None:
         return Outcome(ModelSnapshot(model_uuid=str(m), seq=seq, relations=relations))
-    container = containers.of_unit(unit)
     leads = await lookup.leader_of(conn, m, unit.application_uuid) == unit.name
+    container = await conn.fetch(_CONTAINER, m, containers.of_unit(unit))
     principal = None
     if unit.principal_uuid is not None:
-        principal = await conn.fetchval(_NAME, m, container)
+        principal = next(r["name"] for r in container if r["principal"])
     return Outcome(
         ModelSnapshot(
             model_uuid=str(m),
@@ -109,7 +109,7 @@ async def snapshot(ctx: Context, cmd: Snapshot) -> Outcome:
             unit=unit.name,
             leader=leads,
             principal=principal,
-            container=[r["name"] for r in await conn.fetch(_CONTAINER, m, container)],
+            container=[r["name"] for r in container],
             relations=relations,
         )
     )
