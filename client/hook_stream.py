@@ -118,13 +118,12 @@ class HookStream:
                 for hook in self._resync(machine, snapshot):
                     self.position = hook.position
                     yield hook
-        elif after is not None:
-            machine = UnitHooks(self.unit)
         else:
             machine = UnitHooks(self.unit)
-            for hook in self._resync(machine, snapshot):
-                self.position = hook.position
-                yield hook
+            if after is None:
+                for hook in self._resync(machine, snapshot):
+                    self.position = hook.position
+                    yield hook
         while True:
             try:
                 async with Watch(
