@@ -229,8 +229,8 @@ class Watch:
             try:
                 client = await self._connect()
                 live = _LiveQueue(self.idle)
-                model_uuid = await self._resolve(client)
-                await live.bind(client.connection, binding_key(model_uuid, self.namespace, self.relation_id))
+                uuid = await self._resolve(client)
+                await live.bind(client.connection, binding_key(uuid, self.namespace, self.relation_id))
                 while True:
                     try:
                         async for event in follow(
