@@ -57,6 +57,10 @@ class Item:
     digest: str
     cmd: Any
     actor: Actor
+    key: str = field(init=False)  # the model reference as model_key gives it
+
+    def __post_init__(self) -> None:
+        self.key = model_key(self.cmd.model)
 
 
 @dataclass(slots=True)
@@ -95,7 +99,7 @@ async def apply_batch(conn: Any, items: list[Item], limits: Limits = DEFAULT_LIM
 async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: bool) -> list[Applied | None]:
     results: list[Applied | None] = [None] * len(items)
     async with conn.transaction():
-        keys = [model_key(item.cmd.model) for item in items]
+        keys = [item.key for item in items]
         uuids = sorted({k for k in keys if is_uuid(k)})
         names = sorted({k for k in keys if not is_uuid(k)})
         users = sorted({item.actor.user for item in items if item.actor.user is not None})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from daemon import metrics
 from daemon.applier import Applied
-from daemon.batch import Item, model_key
+from daemon.batch import Item
 
 # How long a command whose model another instance holds waits before its next try.
 DEFER_SECONDS = 0.005
@@ -25,7 +25,6 @@ DEFER_SECONDS = 0.005
 @dataclass(slots=True)
 class _Waiting:
     item: Item
-    key: str
     future: asyncio.Future[Applied]
 
 
@@ -54,7 +53,7 @@ class Batcher:
     async def submit(self, item: Item) -> Applied:
         """Apply ``item`` in the next batch that may take it; its outcome once committed."""
         future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(item, model_key(item.cmd.model), future))
+        self._queue.append(_Waiting(item, future))
         self._start()
         return await future
 
@@ -64,7 +63,7 @@ class Batcher:
             if not batch:
                 return
             self._running += 1
-            self._busy.update(w.key for w in batch)
+            self._busy.update(w.item.key for w in batch)
             task = asyncio.create_task(self._run(batch), name=f"command batch of {len(batch)}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -79,15 +78,15 @@ class Batcher:
                 continue
             if (
                 len(taken) < self.batch_max
-                and waiting.key not in self._busy
-                and waiting.key not in held
+                and waiting.item.key not in self._busy
+                and waiting.item.key not in held
                 and waiting.item.command_id not in ids
             ):
                 taken.append(waiting)
                 ids.add(waiting.item.command_id)
             else:
                 left.append(waiting)
-                held.add(waiting.key)
+                held.add(waiting.item.key)
         self._queue = left
         return taken
 
@@ -121,6 +120,6 @@ class Batcher:
         finally:
             # Deferred commands go first: nothing of their models was taken after them.
             self._queue.extendleft(reversed(deferred))
-            self._busy.difference_update(w.key for w in batch)
+            self._busy.difference_update(w.item.key for w in batch)
             self._running -= 1
             self._start()

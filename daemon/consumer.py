@@ -22,7 +22,7 @@ from contracts import errors, topology, tracing
 from contracts.errors import RelationdError
 from daemon import amqp_decoding, database, logs, metrics
 from daemon.applier import Applied, apply, error_reply
-from daemon.batch import Item, apply_batch, batchable, model_key
+from daemon.batch import Item, apply_batch, batchable
 from daemon.batcher import Batcher
 from daemon.broker import Broker
 from daemon.disposition import Disposition
@@ -238,7 +238,7 @@ class CommandConsumer:
         results: list[Applied | Exception | None] = [None] * len(items)
         by_model: dict[str, list[int]] = {}
         for i, item in enumerate(items):
-            by_model.setdefault(model_key(item.cmd.model), []).append(i)
+            by_model.setdefault(item.key, []).append(i)
 
         async def in_order(indexes: list[int]) -> None:
             for i in indexes:
