@@ -226,7 +226,7 @@ async def _stored(
     if row["sender"] is None or row["sender"] != actor.user:
         if refusal is not None:
             return Applied(error_reply(command_id, cmd.type, refusal), Disposition.denied)
-        if not actor.superuser and access.required_level(cmd) is None:
+        if not actor.superuser and cmd.access is None:
             err = errors.InvalidCommand(
                 f"command id {command_id!r} was already used by another user; command ids must be unique",
                 field="message_id",

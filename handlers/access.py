@@ -61,15 +61,9 @@ _REMOVE_MODEL = (
 )
 
 
-def required_level(cmd: AnyCommand) -> AccessLevel | None:
-    """The access a command needs on its model, as it declares; None for commands open to every
-    user."""
-    return cmd.access
-
-
 def level_to_check(actor: Actor, cmd: AnyCommand) -> AccessLevel | None:
     """The level ``actor`` needs on ``cmd``'s model; None when nothing is to be checked."""
-    needed = required_level(cmd)
+    needed = cmd.access
     if isinstance(cmd, ListAccess) and cmd.model is not None:
         needed = AccessLevel.admin
     return None if actor.superuser else needed
