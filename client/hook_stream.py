@@ -110,7 +110,7 @@ class HookStream:
                 self.position = hook.position
                 yield hook
             if snapshot.seq - machine.last_seq > self.max_replay:
-                log.info(
+                log.warning(  # said like the retention fallback: joins and departures between are skipped
                     "unit %s: %d events since its state; resuming from its snapshot at seq %d",
                     self.unit, snapshot.seq - machine.last_seq, snapshot.seq,
                 )  # fmt: skip
