@@ -36,10 +36,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from daemon.migrate import apply_schema
+from tests.harness import create_schema_database
 from tests.private_services import PG_BIN, _as_user, _owned_tmpdir, free_port
 
 PG_AUTOCTL = shutil.which("pg_autoctl") or "/usr/bin/pg_autoctl"
@@ -360,17 +359,8 @@ class PgAutoFailoverSet:
 
     async def create_database(self, name: str = "relationd") -> str:
         """A database with relationd's schema on the primary (the standby gets it by replication)."""
-        admin = await asyncpg.connect(self.url_for("postgres"))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
         url = self.url_for(name)
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_schema(conn)
-        finally:
-            await conn.close()
+        await create_schema_database(self.url_for("postgres"), name, url)
         self.url = url
         return url
 
