@@ -7,7 +7,8 @@ import json
 import uuid
 from typing import Any
 
-from client.hooks import Hook, follow_hooks
+from client.hook_stream import HookStream
+from client.hooks import BROKEN, JOINED, Hook, follow_hooks
 from client.rpc import RelationClient
 from tests.domain import charm
 from tests.test_hooks import EXPECTED, realistic_life
@@ -212,3 +213,30 @@ async def test_relctl_snapshot_shows_a_units_view_and_position(client: RelationC
     assert snap.unit == "wordpress/0" and snap.seq == (await client.events_after(model))[-1].seq
     rel = next(r for r in snap.relations if r.id == db["id"])
     assert rel.in_scope is False and [u.name for u in rel.units] == ["mysql/0"]
+
+
+async def test_a_state_further_behind_than_max_replay_resumes_from_the_snapshot(
+    client: RelationClient, amqp_url: str
+) -> None:
+    """Past ``max_replay`` events the stream reads the unit's snapshot instead of replaying the log:
+    the hooks for the difference, without the joins and departures made meanwhile."""
+    model = f"hooks-{uuid.uuid4().hex[:8]}"
+    await client.call({"type": "create_model", "name": model})
+    await realistic_life(BrokerDomain(client, model))  # type: ignore[arg-type]
+    first = await asyncio.wait_for(_take(amqp_url, model, "wordpress/0", 4), 30)
+    assert _short(first) == EXPECTED["wordpress/0"][:4]
+    stream = HookStream(amqp_url, model, "wordpress/0", state=first[-1].state, timeout=15, max_replay=0)
+    rest: list[Hook] = []
+    hooks = aiter(stream)
+    try:
+        while True:
+            try:
+                rest.append(await asyncio.wait_for(anext(hooks), 5))
+            except TimeoutError:
+                break
+    finally:
+        await stream.close()
+    assert stream.resyncs == 1
+    short = _short(rest)
+    assert short[-1] == (BROKEN, 2, "mysql")
+    assert (JOINED, 2, "mysql/1") not in short  # replayed, the log would have joined it
