@@ -35,13 +35,20 @@ WITH rel AS MATERIALIZED ({relation_columns}    WHERE r.model_uuid = $1 AND {rel
     JOIN charm c ON c.model_uuid = a.model_uuid AND c.uuid = a.charm_uuid
     WHERE u.model_uuid = $1 AND u.name = $3
 ), ep AS MATERIALIZED (
-    SELECT relation_endpoint_uuid AS ep_relation_endpoint_uuid, endpoint_uuid AS ep_endpoint_uuid,
-           application_uuid AS ep_application_uuid, application_name AS ep_application_name,
-           subordinate AS ep_subordinate, endpoint_name AS ep_endpoint_name, role AS ep_role,
-           interface AS ep_interface, scope AS ep_scope, capacity AS ep_capacity,
-           optional AS ep_optional, position AS ep_position
-    FROM v_relation_endpoint
-    WHERE model_uuid = $1 AND relation_uuid = (SELECT uuid FROM rel)
+    -- v_relation_endpoint's columns, driven from the relation's two endpoint rows: through the
+    -- view, a generic plan built every endpoint of the model and joined afterwards.
+    SELECT re.uuid AS ep_relation_endpoint_uuid, re.endpoint_uuid AS ep_endpoint_uuid,
+           re.application_uuid AS ep_application_uuid, a.name AS ep_application_name,
+           c.subordinate AS ep_subordinate, cr.name AS ep_endpoint_name, crr.name AS ep_role,
+           cr.interface AS ep_interface, rel.scope AS ep_scope, cr.capacity AS ep_capacity,
+           cr.optional AS ep_optional, re.position AS ep_position
+    FROM rel
+    JOIN relation_endpoint re ON re.model_uuid = $1 AND re.relation_uuid = rel.uuid
+    JOIN application_endpoint ae ON ae.model_uuid = $1 AND ae.uuid = re.endpoint_uuid
+    JOIN application a ON a.model_uuid = $1 AND a.uuid = re.application_uuid
+    JOIN charm c ON c.model_uuid = $1 AND c.uuid = a.charm_uuid
+    JOIN charm_relation cr ON cr.model_uuid = $1 AND cr.uuid = ae.charm_relation_uuid
+    JOIN charm_relation_role crr ON crr.id = cr.role_id
 )
 SELECT rel.*, acting.*, ep.*,
        (SELECT ru.uuid FROM relation_unit ru
