@@ -49,8 +49,9 @@ RELAY_SESSION = {
 # The first ids of the outbox, then their events by primary key. Joined instead, with statistics
 # that (between vacuums) say the outbox is large, the planner was seen to choose a merge join,
 # which reads the log by primary key from its first event.
-_PENDING = """
-SELECT event_id, model_uuid, seq, namespace, kind, routing_key, key, payload, command_id, created_at
+_PENDING = f"""
+SELECT event_id, model_uuid, seq, namespace, kind, routing_key, key, payload, command_id, created_at,
+       {database.SYNCHRONOUS_STANDBY} AS fence
 FROM change_event
 WHERE event_id = ANY (ARRAY(SELECT event_id FROM outbox ORDER BY event_id LIMIT $1))
 ORDER BY event_id
@@ -223,7 +224,8 @@ class OutboxRelay:
             if not rows:
                 return total
             # Every commit the batch was read from must be on the standby before it is announced.
-            await database.fence(conn)
+            if rows[0]["fence"]:
+                await database.fence(conn)
             # Publish in event-id order on one channel: the broker keeps that order.
             publishes = [
                 asyncio.create_task(

@@ -6,7 +6,7 @@ every commit wait, as a primary whose standby is lost or frozen does; with a 1 s
 timeout the daemon's COMMIT times out and the command is retried with its id. The backend still
 waiting is then terminated, which keeps its transaction committed on this server alone; the retry
 finds the command in the store and answers it only after the standby is dropped from the
-configuration, when a commit no longer waits.
+configuration, when a commit no longer waits; the relay holds the command's event back as long.
 Without the fence (daemon/database.py ``fence``) the stored reply went out at once, for a commit
 that a failover could still lose. Slow (~10 s): ``make fault``.
 """
@@ -83,6 +83,9 @@ async def test_a_timed_out_commit_is_applied_once_and_answered_once_it_is_durabl
             assert retries >= 1, daemon.log()[-3000:]
             # The retry finds it in the store, but does not answer while it is on the primary alone.
             assert not call.done() and not driver.replies.get(command_id), driver.replies.get(command_id)
+            # Nor does the relay announce the command's event: it stays in the outbox (the relay
+            # fences only where synchronous_standby_names is set, as it is here).
+            assert await conn.fetchval("SELECT count(*) FROM outbox") >= 1
             await _set_standbys(private_postgres.admin_url, "")
             reply = await asyncio.wait_for(call, 30)
             assert reply["ok"], reply
@@ -94,6 +97,12 @@ async def test_a_timed_out_commit_is_applied_once_and_answered_once_it_is_durabl
                 == 1
             )
             assert len(driver.replies[command_id]) == 1
+            for _ in range(100):
+                if not await conn.fetchval("SELECT count(*) FROM outbox"):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the relay never published the event once the commit was durable")
         finally:
             await conn.close()
         assert await asyncio.to_thread(daemon.terminate) == 0
