@@ -92,6 +92,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-batch": {"relationd_env": {"RELATIOND_BATCH_MAX": "1"}},
     "batch-w1": {"relationd_env": {"RELATIOND_BATCH_MAX": "16", "RELATIOND_BATCH_WORKERS": "1"}},
     "batch-w2": {"relationd_env": {"RELATIOND_BATCH_MAX": "16", "RELATIOND_BATCH_WORKERS": "2"}},
+    # Issue 17's changes, each switched back off on its own (bench/daemon_variant.py).
+    "custom-plans": {"relationd_env": {"BENCH_CUSTOM_PLANS": "1"}},
+    "always-fence": {"relationd_env": {"BENCH_ALWAYS_FENCE": "1"}},
 }
 
 

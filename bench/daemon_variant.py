@@ -6,6 +6,10 @@ before the change is wired into the daemon itself:
   BENCH_UVLOOP=0          asyncio's default loop (the CLI switches to uvloop when installed)
   BENCH_POOLED_RELAY=1    the outbox relay as it was before it led on a database session of
                           its own (a transaction per batch on a pooled connection)
+  BENCH_CUSTOM_PLANS=1    the pool's sessions in PostgreSQL's default plan_cache_mode (a statement
+                          whose generic plan costs more is planned again on every execution)
+  BENCH_ALWAYS_FENCE=1    the relay fences every batch it reads, with or without a synchronous
+                          standby
   BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
                           bench.otlp_sink process that drops every span
 """
@@ -24,6 +28,14 @@ def main() -> None:
         _pooled_relay()
     if os.environ.get("BENCH_OTLP_SINK") == "1":
         _otlp_sink()
+    if os.environ.get("BENCH_CUSTOM_PLANS") == "1":
+        from daemon import database
+
+        database.POOL_SESSION.clear()
+    if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
+        from daemon import database, outbox
+
+        outbox._PENDING = outbox._PENDING.replace(database.SYNCHRONOUS_STANDBY, "true")
     cli.main()
 
 

@@ -197,6 +197,21 @@ async def fence(conn: Any) -> None:
     await conn.execute(_FENCE)
 
 
+# Whether commits on this server wait for a synchronous standby: only then can a commit be visible
+# on the primary alone, and only then is a fence needed. A column a query that reads commits can
+# carry, so that knowing costs no round trip. Without a synchronous standby every commit is
+# flushed before it is visible (synchronous_commit is on for commands), and a server that runs
+# without one (pg_auto_failover's wait_primary, a single node) holds every commit alone anyway.
+SYNCHRONOUS_STANDBY = "current_setting('synchronous_standby_names') <> ''"
+
+# The pool's sessions plan each statement once. In PostgreSQL's default mode a prepared
+# statement whose generic plan the planner costs above its custom plans is planned again on every
+# execution: for the end of a command (one statement that numbers and writes the events, the
+# outbox rows and the replies) that was 0.5 ms of a 1.3 ms call. Every hot query's generic plan is
+# checked for sequential scans at scale by bench/scale.py.
+POOL_SESSION = {"plan_cache_mode": "force_generic_plan"}
+
+
 def broken_protocol(exc: BaseException) -> bool:
     """asyncpg's "cannot switch to state N; another operation (2) is in progress": the session
     received an error outside any query and is unusable. A backend whose postmaster died says
@@ -304,6 +319,7 @@ async def create_pool(settings: Settings, *, wait: float | None = None) -> Any:
                 reset=_keep_session,
                 connect=partial(connect_primary, connect_timeout=settings.database_connect_timeout_seconds),
                 connection_class=Session,
+                server_settings=POOL_SESSION,
                 command_timeout=settings.database_command_timeout_seconds,
                 max_inactive_connection_lifetime=300,
             )
