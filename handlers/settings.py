@@ -61,7 +61,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
-    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit, settings_bag.UNIT_BAG)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     ru = _in_scope(rel, ep.relation_unit_uuid, cmd.unit)
@@ -72,6 +72,7 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
         ru,
         cmd.settings,
         max_bytes=ctx.limits.max_bag_bytes,
+        read=found.bags[ep.relation_endpoint_uuid],
         what=f"settings of {cmd.unit} in relation {rel.relation_id}",
     )
     out = [changes.unit_settings(m, rel, cmd.unit, write.sha256)] if write.changed else []
@@ -84,7 +85,7 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
-    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit, settings_bag.APPLICATION_BAG)
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     lookup.check_leader(found.unit, found.unit.leader, "write application settings")
@@ -95,6 +96,7 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
         ep.relation_endpoint_uuid,
         cmd.settings,
         max_bytes=ctx.limits.max_bag_bytes,
+        read=found.bags[ep.relation_endpoint_uuid],
         what=f"settings of {ep.application_name} in relation {rel.relation_id}",
     )
     out = []

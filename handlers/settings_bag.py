@@ -46,7 +46,19 @@ class Write:
 
 
 @dataclass(frozen=True, slots=True)
-class _Bag:
+class Stored:
+    """A bag as read, with the hash stored beside it (None: none stored)."""
+
+    settings: dict[str, str]
+    sha256: str | None
+
+    @classmethod
+    def from_columns(cls, keys: list[str] | None, values: list[str] | None, sha256: str | None) -> Stored:
+        return cls(dict(sorted(zip(keys or [], values or [], strict=True))), sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class Bag:
     """The two tables of one kind of bag; identifiers are constants, never input."""
 
     settings: str
@@ -56,13 +68,14 @@ class _Bag:
     def read_sql(self) -> str:
         return f"SELECT key, value FROM {self.settings} WHERE model_uuid = $1 AND {self.owner} = $2"
 
-    def read_with_hash_sql(self) -> str:
-        """The bag as two arrays (NULL when empty) and its stored hash (NULL: none stored)."""
+    def read_with_hash_sql(self, owner: str = "$2") -> str:
+        """The bag of ``owner`` (an SQL expression; the model is $1) as two arrays (NULL when
+        empty) and its stored hash (NULL: none stored), in one row whatever the owner."""
         return (
             "SELECT array_agg(s.key) AS keys, array_agg(s.value) AS vals, "
             f"(SELECT h.sha256 FROM {self.hashes} h "
-            f"WHERE h.model_uuid = $1 AND h.{self.owner} = $2) AS sha256 "
-            f"FROM {self.settings} s WHERE s.model_uuid = $1 AND s.{self.owner} = $2"
+            f"WHERE h.model_uuid = $1 AND h.{self.owner} = {owner}) AS sha256 "
+            f"FROM {self.settings} s WHERE s.model_uuid = $1 AND s.{self.owner} = {owner}"
         )
 
     def store_sql(self) -> str:
@@ -78,20 +91,20 @@ class _Bag:
         )
 
 
-UNIT_BAG = _Bag("relation_unit_setting", "relation_unit_settings_hash", "relation_unit_uuid")
-APPLICATION_BAG = _Bag(
+UNIT_BAG = Bag("relation_unit_setting", "relation_unit_settings_hash", "relation_unit_uuid")
+APPLICATION_BAG = Bag(
     "relation_application_setting", "relation_application_settings_hash", "relation_endpoint_uuid"
 )
 
 
-async def read(conn: Connection, bag: _Bag, model_uuid: str, owner_uuid: str) -> dict[str, str]:
+async def read(conn: Connection, bag: Bag, model_uuid: str, owner_uuid: str) -> dict[str, str]:
     rows = await conn.fetch(bag.read_sql(), model_uuid, owner_uuid)
     return {r["key"]: r["value"] for r in sorted(rows, key=lambda r: r["key"])}
 
 
 async def write(
     conn: Connection,
-    bag: _Bag,
+    bag: Bag,
     model_uuid: str,
     owner_uuid: str,
     update: dict[str, str],
@@ -99,21 +112,22 @@ async def write(
     max_bytes: int,
     replace: bool = False,
     new_owner: bool = False,
+    read: Stored | None = None,
     what: str = "settings",
 ) -> Write:
     """Merge ``update`` into the bag (or replace the bag); store it only if its hash changes.
 
     ``new_owner``: the owner was created in this transaction, so its bag is empty and unhashed.
+    ``read``: the bag as read already in this transaction (unit_in_relation.find reads it).
     Raises PayloadTooLarge when the bag would hold more than ``max_bytes``.
     """
     if new_owner:
-        current: dict[str, str] = {}
-        stored = None
-    else:
+        read = Stored({}, None)
+    elif read is None:
         row = await conn.fetchrow(bag.read_with_hash_sql(), model_uuid, owner_uuid)
-        current = dict(sorted(zip(row["keys"] or [], row["vals"] or [], strict=True)))
-        stored = row["sha256"]
-    old_hash = stored or bag_hash(current)
+        read = Stored.from_columns(row["keys"], row["vals"], row["sha256"])
+    current = read.settings
+    old_hash = read.sha256 or bag_hash(current)
     new = merge({} if replace else current, update)
     new_hash = bag_hash(new)
     if new_hash == old_hash:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers import lookup
+from handlers import lookup, settings_bag
 from handlers.db import Connection
 from handlers.rows import ActingUnit, Relation, ScopedEndpoint
 
@@ -16,7 +16,8 @@ from handlers.rows import ActingUnit, Relation, ScopedEndpoint
 # The unit's columns (unit_*, NULL: no such unit) add its principal's application and its
 # application's leader; the endpoints' (ep_*) add the unit's scope row there. Each part is
 # planned on its own (MATERIALIZED): joined flat, the planner's search over some twenty tables
-# costs more than the round trips it saves.
+# costs more than the round trips it saves. A settings write reads the bag it merges into here
+# too (ep_bag_*, per endpoint: the unit's bag there, or the application's), a round trip less.
 _QUERY = """
 WITH rel AS MATERIALIZED ({relation_columns}    WHERE r.model_uuid = $1 AND {relation}
 ), acting AS MATERIALIZED (
@@ -50,17 +51,42 @@ WITH rel AS MATERIALIZED ({relation_columns}    WHERE r.model_uuid = $1 AND {rel
     JOIN charm_relation cr ON cr.model_uuid = $1 AND cr.uuid = ae.charm_relation_uuid
     JOIN charm_relation_role crr ON crr.id = cr.role_id
 )
-SELECT rel.*, acting.*, ep.*,
-       (SELECT ru.uuid FROM relation_unit ru
-        WHERE ru.model_uuid = $1 AND ru.relation_endpoint_uuid = ep.ep_relation_endpoint_uuid
-          AND ru.unit_uuid = acting.unit_uuid) AS ep_relation_unit_uuid
+SELECT rel.*, acting.*, ep.*, ru.ep_relation_unit_uuid{bag_columns}
 FROM rel
 LEFT JOIN acting ON true
 LEFT JOIN ep ON true
+LEFT JOIN LATERAL (
+    SELECT ru.uuid AS ep_relation_unit_uuid FROM relation_unit ru
+    WHERE ru.model_uuid = $1 AND ru.relation_endpoint_uuid = ep.ep_relation_endpoint_uuid
+      AND ru.unit_uuid = acting.unit_uuid
+) ru ON true{bag_join}
 ORDER BY ep.ep_position
 """
-_BY_ID = _QUERY.format(relation_columns=lookup.RELATION_COLUMNS, relation="r.relation_id = $2")
-_BY_UUID = _QUERY.format(relation_columns=lookup.RELATION_COLUMNS, relation="r.uuid = $2::uuid")
+_RELATION = {False: "r.relation_id = $2", True: "r.uuid = $2::uuid"}  # by UUID?
+_BAG_COLUMNS = ", bag.keys AS ep_bag_keys, bag.vals AS ep_bag_vals, bag.sha256 AS ep_bag_sha256"
+_BAG_OWNER = {
+    settings_bag.UNIT_BAG: "ru.ep_relation_unit_uuid",
+    settings_bag.APPLICATION_BAG: "ep.ep_relation_endpoint_uuid",
+}
+
+
+def _query(by_uuid: bool, bag: settings_bag.Bag | None) -> str:
+    bag_join = ""
+    if bag is not None:
+        bag_join = f"\nLEFT JOIN LATERAL ({bag.read_with_hash_sql(_BAG_OWNER[bag])}) bag ON true"
+    return _QUERY.format(
+        relation_columns=lookup.RELATION_COLUMNS,
+        relation=_RELATION[by_uuid],
+        bag_columns="" if bag is None else _BAG_COLUMNS,
+        bag_join=bag_join,
+    )
+
+
+_QUERIES = {
+    (by_uuid, bag): _query(by_uuid, bag)
+    for by_uuid in (False, True)
+    for bag in (None, settings_bag.UNIT_BAG, settings_bag.APPLICATION_BAG)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +97,37 @@ class UnitInRelation:
     relation: Relation
     unit: ActingUnit
     endpoints: list[ScopedEndpoint]
+    # The bag find was asked for, by relation endpoint: the unit's there (empty where it is not
+    # in scope) or the application's.
+    bags: dict[str, settings_bag.Stored]
 
 
-async def find(conn: Connection, model_uuid: str, relation_ref: int | str, unit_name: str) -> UnitInRelation:
-    """The relation by id or UUID and the unit by name. Raises RelationNotFound, then UnitNotFound."""
-    query = _BY_ID if isinstance(relation_ref, int) else _BY_UUID
+async def find(
+    conn: Connection,
+    model_uuid: str,
+    relation_ref: int | str,
+    unit_name: str,
+    bag: settings_bag.Bag | None = None,
+) -> UnitInRelation:
+    """The relation by id or UUID and the unit by name, with each endpoint's ``bag`` if asked.
+    Raises RelationNotFound, then UnitNotFound."""
+    query = _QUERIES[not isinstance(relation_ref, int), bag]
     rows = await conn.fetch(query, model_uuid, relation_ref, unit_name)
     if not rows:
         raise lookup.relation_not_found(relation_ref)
     if rows[0]["unit_uuid"] is None:
         raise lookup.unit_not_found(unit_name)
+    endpoints = [row for row in rows if row["ep_relation_endpoint_uuid"] is not None]
     return UnitInRelation(
         Relation.from_record(rows[0]),
         ActingUnit.from_record(rows[0], prefix="unit_"),
-        [
-            ScopedEndpoint.from_record(row, prefix="ep_")
-            for row in rows
-            if row["ep_relation_endpoint_uuid"] is not None
-        ],
+        [ScopedEndpoint.from_record(row, prefix="ep_") for row in endpoints],
+        {}
+        if bag is None
+        else {
+            row["ep_relation_endpoint_uuid"]: settings_bag.Stored.from_columns(
+                row["ep_bag_keys"], row["ep_bag_vals"], row["ep_bag_sha256"]
+            )
+            for row in endpoints
+        },
     )
