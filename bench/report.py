@@ -188,13 +188,10 @@ def targets(
     def check(name: str, value: float, ok: bool) -> None:
         out.append((name, "n/a" if _nan(value) else f"x{value:.2f}", None if _nan(value) else ok))
 
-    for c in (1, 8):
+    # Issue 17: every guarantee on, >= 0.9x raw at c=1 and >= 1.0x at c=8 and c=64.
+    for c, goal in ((1, 0.9), (8, 1.0), (64, 1.0)):
         r = ratio("raw", c, "throughput")
-        check(f"throughput >= 0.9x raw at c={c}", r, r >= 0.9)
-    r = ratio("raw", 64, "throughput")
-    check("throughput >= 1.5x raw at c=64", r, r >= 1.5)
-    r = ratio("ceiling", 64, "throughput")
-    check("throughput about 0.85x the broker-only ceiling at c=64", r, r >= 0.85)
+        check(f"throughput >= {goal:.1f}x raw at c={c}", r, r >= goal)
     for c in sorted(rel):
         r = ratio("faststream", c, "throughput")
         check(f"ahead of the FastStream peer at c={c}", r, r > 1.0)
