@@ -10,6 +10,9 @@ before the change is wired into the daemon itself:
                           whose generic plan costs more is planned again on every execution)
   BENCH_ALWAYS_FENCE=1    the relay fences every batch it reads, with or without a synchronous
                           standby
+  BENCH_RELAY_DELETE_APART=1
+                          the relay deletes each published batch from the outbox in a statement
+                          of its own, as before, not with its next read
   BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
                           bench.otlp_sink process that drops every span
 """
@@ -32,11 +35,33 @@ def main() -> None:
         from daemon import database
 
         database.POOL_SESSION.clear()
+    if os.environ.get("BENCH_RELAY_DELETE_APART") == "1":
+        _relay_delete_apart()
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
         from daemon import database, outbox
 
         outbox._PENDING = outbox._PENDING.replace(database.SYNCHRONOUS_STANDBY, "true")
     cli.main()
+
+
+def _relay_delete_apart() -> None:
+    """Each published batch deleted at once, in a statement of its own (a read and a delete)."""
+    from typing import Any
+
+    from daemon import outbox
+
+    publish_pending = outbox.OutboxRelay._publish_pending
+
+    async def apart(self: outbox.OutboxRelay, conn: Any) -> int:
+        total = 0
+        while True:
+            published = await publish_pending(self, conn)
+            await self._forget_published(conn)
+            total += published
+            if published < self.settings.outbox_batch:
+                return total
+
+    outbox.OutboxRelay._publish_pending = apart  # type: ignore[method-assign]
 
 
 def _otlp_sink() -> None:
@@ -74,7 +99,7 @@ def _pooled_relay() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 if not await conn.fetchval(try_lock, outbox._RELAY_LOCK):
                     return total
-                rows = await conn.fetch(outbox._PENDING, self.settings.outbox_batch)
+                rows = await conn.fetch(outbox._PENDING, self.settings.outbox_batch, [])
                 if not rows:
                     return total
                 await asyncio.gather(

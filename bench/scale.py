@@ -237,7 +237,11 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
         ),
         "units in scope": (relation_rows._UNITS_IN_SCOPE, ["model", "relation_uuid"]),
         "unit in relation (scope, settings writes)": (
-            unit_in_relation._BY_ID,
+            unit_in_relation._QUERIES[False, None],
+            ["model", "relation_id", "unit_name"],
+        ),
+        "unit in relation with the unit's bag (unit settings write)": (
+            unit_in_relation._QUERIES[False, settings_bag.UNIT_BAG],
             ["model", "relation_id", "unit_name"],
         ),
         "scope: relation unit": (scope._RELATION_UNIT, ["model", "relation_endpoint_uuid", "unit_uuid"]),
@@ -258,8 +262,8 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             ["model", "one"],
         ),
         "dedupe: stored reply": (applier._STORED, ["command_id"]),
-        "outbox: pending batch": (outbox._PENDING, ["batch"]),
-        "outbox: backlog": (outbox._BACKLOG, []),
+        "outbox: pending batch": (outbox._PENDING, ["batch", "no_event_ids"]),
+        "outbox: backlog": (outbox._BACKLOG, ["no_event_ids"]),
         "access: level of user": (access._LEVEL_OF, ["model", "user"]),
         "reap: dying relations": (lifecycle._REAPABLE_RELATIONS, ["model"]),
         "reap: dying units": (lifecycle._REAPABLE_UNITS, ["model"]),
@@ -310,6 +314,7 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         command_type="integrate",
         digest="0" * 64,
         batch=500,
+        no_event_ids="{}",
         user="guest",
     )
     return out

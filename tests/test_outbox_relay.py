@@ -143,3 +143,55 @@ async def test_events_of_another_instance_wake_the_leader_at_once(
             if daemon.proc is not None and daemon.proc.poll() is None:
                 assert await asyncio.to_thread(daemon.terminate) == 0, daemon.log()
         delete_vhost(other)
+
+
+async def test_a_published_batch_leaves_the_outbox_with_the_next_read_and_at_a_clean_stop(
+    own_vhost: str, own_database: str, tmp_path: Path
+) -> None:
+    """The relay deletes a published batch's ids with the statement that reads the next batch.
+    Those ids are not backlog; a clean stop deletes them, so a restart publishes nothing again.
+    Polling is 60 s here, so only commits wake the relay."""
+    daemon = DaemonProcess(own_vhost, own_database, tmp_path, outbox_poll_seconds=60)
+    daemon.start()
+    await daemon.wait_ready()
+    connection = await aio_pika.connect(own_vhost)
+    client = await RelationClient.connect(own_vhost, timeout=30)
+    conn = await asyncpg.connect(own_database)
+    try:
+        tap = await EventTap.open(connection)
+        names = [f"out-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+        ids: list[int] = []
+        for name in names:
+            await client.call({"type": "create_model", "name": name})
+            events = await tap.wait_for(lambda es, n=name: any(e["key"].get("model") == n for e in es))
+            ids.append(next(e["event_id"] for e in events if e["key"].get("model") == name))
+        # Each read deleted the batch before it: of the three, only the last is still there.
+        left = await conn.fetch("SELECT event_id FROM outbox WHERE event_id = ANY($1::bigint[])", ids)
+        assert [r["event_id"] for r in left] in ([ids[-1]], []), (ids, left)
+        await asyncio.sleep(1.1)  # the backlog is measured at most once a second, after a drain
+        await client.call({"type": "create_model", "name": f"out-{uuid.uuid4().hex[:8]}"})
+        deadline = time.monotonic() + 10
+        while True:
+            status, body = await asyncio.to_thread(daemon.http, "/metrics")
+            backlog = [line for line in body.splitlines() if line.startswith("relationd_outbox_backlog ")]
+            if status == 200 and backlog and float(backlog[0].split()[1]) == 0:
+                break  # published, not yet deleted: no backlog
+            assert time.monotonic() < deadline, backlog
+            await asyncio.sleep(0.2)
+        published = len(tap.received)
+        assert await asyncio.to_thread(daemon.terminate) == 0, daemon.log()
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        again = DaemonProcess(own_vhost, own_database, tmp_path, outbox_poll_seconds=60)
+        again.start()
+        try:
+            await again.wait_ready()
+            await asyncio.sleep(2)
+            assert len(tap.received) == published, tap.received[published:]
+        finally:
+            assert await asyncio.to_thread(again.terminate) == 0, again.log()
+    finally:
+        await conn.close()
+        await client.close()
+        await connection.close()
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.kill()
