@@ -24,27 +24,40 @@ from daemon.disposition import Disposition
 from handlers import Actor, Change, Context, access, lookup, run
 from handlers.context import DEFAULT_LIMITS, Limits
 
-# Models locked in one fixed order (those another transaction holds are skipped, not waited
-# for), each with the levels the batch's users ($3) have on it: a row per model and user.
-_LOCK = """
+# The opening of a batch, in one round trip. Its models are locked in one fixed order (those
+# another transaction holds are skipped, not waited for: "busy"), each with the levels the
+# batch's users ($3) have on it, a row per model and user; then every command id is claimed in
+# sorted order (two batches claiming overlapping ids take them in the same order), but for the
+# commands of a busy model, which wait for a later batch with nothing written. A model that does
+# not exist is not busy: its commands run and are refused as usual. Rows: a locked model (with a
+# user's level), a busy model, or a claimed command id.
+_OPEN = """
 WITH m AS (
     SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])
     ORDER BY uuid FOR NO KEY UPDATE SKIP LOCKED
+), busy AS (
+    SELECT uuid, name FROM model
+    WHERE (uuid = ANY($1::uuid[]) OR name = ANY($2::text[])) AND uuid NOT IN (SELECT uuid FROM m)
+), claim AS (
+    INSERT INTO processed_command (command_id, command_type, body_sha256, sender)
+    SELECT c.id, c.type, c.digest, c.sender
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+         AS c(id, type, digest, sender, model)
+    WHERE NOT EXISTS (SELECT FROM busy WHERE busy.uuid::text = c.model OR busy.name = c.model)
+    ORDER BY c.id
+    ON CONFLICT (command_id) DO NOTHING
+    RETURNING command_id
 )
-SELECT m.uuid, m.name, a.user_name, a.level_id
+SELECT m.uuid, m.name, a.user_name, a.level_id, false AS busy, NULL::text AS claimed
 FROM m LEFT JOIN model_access a ON a.model_uuid = m.uuid AND a.user_name = ANY($3::text[])
+UNION ALL
+SELECT uuid, name, NULL, NULL, true, NULL FROM busy
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, false, command_id FROM claim
 """
 # What changes a model's row or its users' levels; after a command of the batch made such a
 # change, the model's later commands read them again.
 _MODEL_NAMESPACES = frozenset({Namespace.model, Namespace.model_access})
-_EXISTING = "SELECT uuid, name FROM model WHERE uuid = ANY($1::uuid[]) OR name = ANY($2::text[])"
-# Ids in sorted order, so two batches claiming overlapping ids take them in the same order.
-_CLAIM = """
-INSERT INTO processed_command (command_id, command_type, body_sha256, sender)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
-ON CONFLICT (command_id) DO NOTHING
-RETURNING command_id
-"""
 # A command refused its access leaves nothing stored, as in the one-command path.
 _UNCLAIM = "DELETE FROM processed_command WHERE command_id = $1"
 
@@ -105,28 +118,32 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
         users = sorted({item.actor.user for item in items if item.actor.user is not None})
         locked: dict[str, Any] = {}
         levels: dict[tuple[str, str], int] = {}
-        for row in await conn.fetch(_LOCK, uuids, names, users):
-            locked[str(row["uuid"])] = locked[row["name"]] = row
-            if row["user_name"] is not None:
-                levels[str(row["uuid"]), row["user_name"]] = row["level_id"]
-        missing = [k for k in keys if k not in locked]
         busy: set[str] = set()
-        if missing:
-            for row in await conn.fetch(_EXISTING, uuids, names):
-                if str(row["uuid"]) not in locked:
-                    busy.update((str(row["uuid"]), row["name"]))
+        claimed: set[str] = set()
+        rows = await conn.fetch(
+            _OPEN,
+            uuids,
+            names,
+            users,
+            [item.command_id for item in items],
+            [item.cmd.type for item in items],
+            [item.digest for item in items],
+            [item.actor.user for item in items],
+            keys,
+        )
+        for row in rows:
+            if row["claimed"] is not None:
+                claimed.add(row["claimed"])
+            elif row["busy"]:
+                busy.update((str(row["uuid"]), row["name"]))
+            else:
+                locked[str(row["uuid"])] = locked[row["name"]] = row
+                if row["user_name"] is not None:
+                    levels[str(row["uuid"]), row["user_name"]] = row["level_id"]
         # A model that does not exist is not busy: its commands run and are refused as usual.
         todo = [i for i, k in enumerate(keys) if k not in busy]
         if not todo:
             return results
-        rows = await conn.fetch(
-            _CLAIM,
-            [items[i].command_id for i in todo],
-            [items[i].cmd.type for i in todo],
-            [items[i].digest for i in todo],
-            [items[i].actor.user for i in todo],
-        )
-        claimed = {row["command_id"] for row in rows}
         writes = _Writes()
         stale: set[str] = set()
         for i in todo:
