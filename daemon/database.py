@@ -235,8 +235,11 @@ def lost_session(exc: BaseException) -> bool:
 
 def drop_if_lost(conn: Any, exc: BaseException) -> None:
     """End ``conn`` (a pool's connection: the pool makes a new one) when ``exc`` lost its session."""
-    if not lost_session(exc):
-        return
+    if lost_session(exc):
+        _end(conn)
+
+
+def _end(conn: Any) -> None:
     try:
         if conn.is_closed():
             return
@@ -252,6 +255,11 @@ async def session(pool: Any) -> AsyncIterator[Any]:
     async with pool.acquire() as conn:
         try:
             yield conn
+        except asyncio.CancelledError:
+            # Cancelled mid-statement (a timeout around it, a stop): the server may still be at
+            # it, or frozen; a new session costs less than finding out.
+            _end(conn)
+            raise
         except Exception as exc:
             drop_if_lost(conn, exc)
             raise

@@ -21,7 +21,7 @@ import contextlib
 import time
 from typing import Any
 
-from daemon import logs
+from daemon import database, logs
 from daemon.settings import Settings
 from daemon.transient import is_transient
 
@@ -94,7 +94,7 @@ class EventRetention:
         seconds, batch = retention.total_seconds(), self.settings.event_retention_batch
         total, started = 0, time.monotonic()
         while not self._stop.is_set():
-            async with self.pool.acquire() as conn:
+            async with database.session(self.pool) as conn:
                 deleted = await prune_batch(conn, seconds, batch)
             if deleted is None:
                 break

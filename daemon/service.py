@@ -11,7 +11,7 @@ import contextlib
 import signal
 from typing import Any
 
-from daemon import logs, metrics
+from daemon import database, logs, metrics
 from daemon.broker import Broker
 from daemon.consumer import CommandConsumer
 from daemon.database import create_pool
@@ -87,7 +87,7 @@ class Service:
             log.info("stop requested before the database was reachable")
             return
         self.pool = pool.result()
-        async with self.pool.acquire() as conn:
+        async with database.session(self.pool) as conn:
             version = await schema_version(conn)
         if version is None or version < SCHEMA_VERSION:
             raise SchemaNotReady(
@@ -172,7 +172,7 @@ class Service:
         checks: dict[str, Any] = {"broker_ok": self.broker.connected.is_set()}
         try:
             async with asyncio.timeout(2):
-                async with self.pool.acquire() as conn:
+                async with database.session(self.pool) as conn:
                     await conn.fetchval("SELECT 1")
             checks["database_ok"] = True
         except Exception as exc:

@@ -121,6 +121,24 @@ async def test_a_write_on_a_read_only_server_is_transient_and_ends_the_pool_sess
         await pool.close()
 
 
+async def test_a_statement_cancelled_by_a_timeout_ends_the_pool_session() -> None:
+    """A statement cancelled mid-flight (the readiness probe's timeout, a stop) may still run, or
+    hang on a frozen server: its session is ended, not given back, and the next use gets a new one."""
+    settings = Settings(database_url=ADMIN_DSN, pool_size=1)  # type: ignore[arg-type]
+    pool = await database.create_pool(settings, wait=10)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                async with database.session(pool) as conn:
+                    first = conn.get_server_pid()
+                    await conn.execute("SELECT pg_sleep(5)")
+        async with database.session(pool) as conn:  # the pool's one connection, made anew
+            assert conn.get_server_pid() != first
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
+
+
 async def test_the_pool_connects_to_the_primary_past_a_frozen_host(
     standby_cluster: PrivatePostgres, standby: str
 ) -> None:
