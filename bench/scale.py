@@ -218,7 +218,7 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
     app_bag = settings_bag.APPLICATION_BAG
     return {
         "write: claim, model lock, access level": (
-            applier._CLAIM_LOCKING_MODEL_BY_NAME,
+            applier._CLAIM_LOCKING_MODEL[False],
             ["model_name", "user", "command_id", "command_type", "digest"],
         ),
         "model by name (lock)": (lookup._MODEL_BY_NAME + " FOR NO KEY UPDATE", ["model_name"]),
@@ -245,8 +245,8 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             ["model", "relation_id", "unit_name"],
         ),
         "scope: relation unit": (scope._RELATION_UNIT, ["model", "relation_endpoint_uuid", "unit_uuid"]),
-        "settings: relation unit by unit name": (
-            settings._RELATION_UNIT,
+        "settings: a unit's bag by its name (reads)": (
+            settings._UNIT_BAG,
             ["model", "relation_endpoint_uuid", "unit_name"],
         ),
         "settings: unit bag read": (bag.read_sql(), ["model", "relation_unit_uuid"]),

@@ -57,7 +57,18 @@ def test_statement_counts_of_the_mix_are_those_the_readme_reports() -> None:
         "integrate": 6,
         "enter scope": 6,
         "enter scope with settings": 7,
-        "unit settings write": 7,
-        "application settings write": 7,
+        "unit settings write": 6,
+        "application settings write": 6,
     }
-    assert data["mix_average"] < 7
+    assert round(data["mix_average"], 1) == 6.2
+
+
+def test_the_scale_plan_check_names_queries_that_exist() -> None:
+    """bench.scale explains the hot queries by their names in handlers/ and daemon/; a renamed
+    one broke the full run at its last step (issue 17's run), after every figure was measured."""
+    from bench.scale import hot_queries
+
+    queries = hot_queries()
+    assert len(queries) >= 25
+    for name, (sql, params) in queries.items():
+        assert sql.strip() and all(isinstance(p, str) for p in params), name
