@@ -235,7 +235,7 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             "SELECT count(*) FROM relation_endpoint WHERE model_uuid = $1 AND relation_uuid = $2",
             ["model", "relation_uuid"],
         ),
-        "units in scope": (relation_rows._UNITS_IN_SCOPE, ["model", "relation_uuid"]),
+        "units in scope": (relation_rows._UNITS_IN_SCOPE, ["model", "relation_uuid", "no_container"]),
         "unit in relation (scope, settings writes)": (
             unit_in_relation._QUERIES[False, None],
             ["model", "relation_id", "unit_name"],
@@ -315,12 +315,15 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         digest="0" * 64,
         batch=500,
         no_event_ids="{}",
+        no_container=None,
         user="guest",
     )
     return out
 
 
 def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
