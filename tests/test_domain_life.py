@@ -6,24 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.domain import CommandFailed, Domain
-
-
-async def refused(awaitable: Any) -> CommandFailed:
-    with pytest.raises(CommandFailed) as info:
-        await awaitable
-    return info.value
-
-
-async def enter(domain: Domain, relation: int, unit: str, settings: dict[str, str] | None = None) -> None:
-    body: dict[str, Any] = {"type": "enter_scope", "relation": relation, "unit": unit}
-    if settings:
-        body["settings"] = settings
-    await domain.run(body)
-
-
-async def leave(domain: Domain, relation: int, unit: str) -> None:
-    await domain.run({"type": "leave_scope", "relation": relation, "unit": unit})
+from tests.domain import Domain, enter, leave, refused
 
 
 async def rows_of_relation(domain: Domain, relation_uuid: str) -> dict[str, int]:
