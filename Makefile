@@ -2,7 +2,8 @@
 # scripts/ensure-services), so `make test` works on a fresh clone. Tools run from .venv/bin.
 #
 #   make run       venv + services + migrate, then the daemon and the scripted demo (Ctrl-C stops)
-#   make test      ruff check, then pytest (fast suite; slow fault/soak tests excluded); promtool, dot too
+#   make test      ruff check, then pytest (fast suite, one worker per core; slow fault/soak tests
+#                  excluded); promtool, dot too
 #   make lint      ruff check, ruff format --check, mypy
 #   make fault     the slow fault and soak tests (pytest -m slow)
 #   make ha-demo   the highly available set on this machine (3 broker nodes, database primary,
@@ -11,7 +12,8 @@
 #   make migrate   create or upgrade the schema of RELATIOND_DATABASE_URL (schema.sql, migrations/)
 #   make clean     remove .venv and caches
 #
-# PYTEST_ARGS passes extra pytest arguments, e.g. make test PYTEST_ARGS='-k dedupe -x'.
+# PYTEST_ARGS passes extra pytest arguments, e.g. make test PYTEST_ARGS='-k dedupe -x'; '-n 0' runs
+# the fast suite in one process (to see a test's output with -s).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,6 +21,9 @@ SHELL := /bin/bash
 
 BIN := .venv/bin
 PYTEST_ARGS ?=
+# Each worker has its own database and vhost (tests/conftest.py); a file's tests stay together, so
+# its module fixtures (private nodes, a daemon) start once. The slow suite runs in one process.
+FAST_WORKERS := -n auto --maxprocesses 4 --dist loadfile
 
 # pytest exit 5 means it collected no tests: for a target whose job is to run tests, a failure.
 define pytest
@@ -48,7 +53,7 @@ test: venv
 	@$(BIN)/ruff check --quiet .
 	@scripts/ensure-services
 	@scripts/ensure-tools
-	@$(call pytest,)
+	@$(call pytest,$(FAST_WORKERS))
 
 lint: venv
 	@$(BIN)/ruff check .
