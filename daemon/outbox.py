@@ -38,10 +38,13 @@ _RESIGN = "SELECT pg_advisory_unlock($1)"
 # The relay's own session. Its commits only mark events published, and a mark lost in a database
 # crash means those events go out again, which consumers already tolerate: no need to wait for
 # the WAL flush (a command's commit still does). Keepalives end a half-open session, and with it
-# the lead, within about half a minute of a lost network.
+# the lead, within about half a minute of a lost network. Every statement of the relay finds its
+# rows by primary key; without enable_seqscan off, the plan it keeps from a time the log was small
+# (a few pages after an analyze) scans the whole log at every read as the log grows.
 RELAY_SESSION = {
     "application_name": "relationd-relay",
     "synchronous_commit": "off",
+    "enable_seqscan": "off",
     "tcp_keepalives_idle": "10",
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
