@@ -27,6 +27,7 @@ from bench.env import ADMIN_DSN, database_url
 from bench.workload import PROVIDER_CHARM, REQUIRER_CHARM
 from daemon import outbox
 from daemon.applier import apply
+from daemon.database import POOL_SESSION
 from daemon.migrate import apply_schema
 from daemon.parsing import parse
 from handlers import Actor
@@ -64,7 +65,7 @@ async def measure(models: int, apps: int, relay: bool) -> dict[str, Any]:
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        conn = await asyncpg.connect(database_url(name))
+        conn = await asyncpg.connect(database_url(name), server_settings=dict(POOL_SESSION))  # the pool's
         relay_conn = await asyncpg.connect(database_url(name), server_settings=dict(outbox.RELAY_SESSION))
         try:
             return await _run(conn, relay_conn if relay else None, models, apps)
