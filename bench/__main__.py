@@ -95,6 +95,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Issue 17's changes, each switched back off on its own (bench/daemon_variant.py).
     "custom-plans": {"relationd_env": {"BENCH_CUSTOM_PLANS": "1"}},
     "always-fence": {"relationd_env": {"BENCH_ALWAYS_FENCE": "1"}},
+    "seqscan-on": {"relationd_env": {"BENCH_SEQSCAN_ON": "1"}},
     "relay-delete-apart": {"relationd_env": {"BENCH_RELAY_DELETE_APART": "1"}},
 }
 

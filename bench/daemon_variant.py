@@ -8,6 +8,8 @@ before the change is wired into the daemon itself:
                           its own (a transaction per batch on a pooled connection)
   BENCH_CUSTOM_PLANS=1    the pool's sessions in PostgreSQL's default plan_cache_mode (a statement
                           whose generic plan costs more is planned again on every execution)
+  BENCH_SEQSCAN_ON=1      the pool's and the relay's sessions with sequential scans enabled, as
+                          PostgreSQL's default
   BENCH_ALWAYS_FENCE=1    the relay fences every batch it reads, with or without a synchronous
                           standby
   BENCH_RELAY_DELETE_APART=1
@@ -34,7 +36,12 @@ def main() -> None:
     if os.environ.get("BENCH_CUSTOM_PLANS") == "1":
         from daemon import database
 
-        database.POOL_SESSION.clear()
+        database.POOL_SESSION.pop("plan_cache_mode")
+    if os.environ.get("BENCH_SEQSCAN_ON") == "1":
+        from daemon import database, outbox
+
+        database.POOL_SESSION.pop("enable_seqscan")
+        outbox.RELAY_SESSION.pop("enable_seqscan")
     if os.environ.get("BENCH_RELAY_DELETE_APART") == "1":
         _relay_delete_apart()
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
