@@ -262,6 +262,10 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             ["model", "one"],
         ),
         "dedupe: stored reply": (applier._STORED, ["command_id"]),
+        "end of a command applied alone (events, outbox rows, reply)": (
+            applier._FINISH[True, True],
+            ["model", "texts", "texts", "texts", "jsons", "jsons", "command_ids", "command_ids", "jsons"],
+        ),
         "outbox: pending batch": (outbox._PENDING, ["batch", "no_event_ids"]),
         "outbox: backlog": (outbox._BACKLOG, ["no_event_ids"]),
         "access: level of user": (access._LEVEL_OF, ["model", "user"]),
@@ -315,6 +319,9 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         digest="0" * 64,
         batch=500,
         no_event_ids="{}",
+        texts="{relation}",
+        jsons='{"{}"}',
+        command_ids="{no-such-command}",
         no_container=None,
         user="guest",
     )
