@@ -96,6 +96,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "custom-plans": {"relationd_env": {"BENCH_CUSTOM_PLANS": "1"}},
     "always-fence": {"relationd_env": {"BENCH_ALWAYS_FENCE": "1"}},
     "seqscan-on": {"relationd_env": {"BENCH_SEQSCAN_ON": "1"}},
+    "aio-pika-publish": {"relationd_env": {"BENCH_AIO_PIKA_PUBLISH": "1"}},
     "relay-delete-apart": {"relationd_env": {"BENCH_RELAY_DELETE_APART": "1"}},
 }
 

@@ -15,6 +15,9 @@ before the change is wired into the daemon itself:
   BENCH_RELAY_DELETE_APART=1
                           the relay deletes each published batch from the outbox in a statement
                           of its own, as before, not with its next read
+  BENCH_AIO_PIKA_PUBLISH=1
+                          replies and events published as aio-pika Messages through its Exchange
+                          objects, as before (the daemon publishes on aiormq's channel directly)
   BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
                           bench.otlp_sink process that drops every span
 """
@@ -42,6 +45,8 @@ def main() -> None:
 
         database.POOL_SESSION.pop("enable_seqscan")
         outbox.RELAY_SESSION.pop("enable_seqscan")
+    if os.environ.get("BENCH_AIO_PIKA_PUBLISH") == "1":
+        _aio_pika_publish()
     if os.environ.get("BENCH_RELAY_DELETE_APART") == "1":
         _relay_delete_apart()
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
@@ -49,6 +54,50 @@ def main() -> None:
 
         outbox._PENDING = outbox._PENDING.replace(database.SYNCHRONOUS_STANDBY, "true")
     cli.main()
+
+
+def _aio_pika_publish() -> None:
+    """Broker.publish as it was: an aio-pika Message published through the declared exchange
+    objects (the default exchange for replies)."""
+    from typing import Any
+
+    import aio_pika
+
+    from contracts import topology
+    from daemon import broker
+
+    async def publish(
+        self: broker.Broker,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        persistent: bool = True,
+    ) -> None:
+        channel = self._publish_channel
+        target = {
+            topology.EVENTS_EXCHANGE: self._events_exchange,
+            topology.DEAD_LETTER_EXCHANGE: self._dead_letter_exchange,
+            "": channel.default_exchange if channel else None,
+        }[exchange]
+        if target is None:
+            raise broker.BrokerUnavailable("no broker session")
+        message = aio_pika.Message(
+            body,
+            content_type=topology.CONTENT_TYPE,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            headers=headers or {},
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+        )
+        await target.publish(message, routing_key=routing_key, timeout=30)
+
+    broker.Broker.publish = publish  # type: ignore[method-assign]
 
 
 def _relay_delete_apart() -> None:

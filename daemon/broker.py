@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
+import aiormq
 import aiormq.exceptions
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.connection import make_url
@@ -122,6 +123,12 @@ def queue_specs(s: Settings) -> tuple[topology.QueueSpec, topology.QueueSpec]:
         quorum=s.quorum_queue, delivery_limit=s.delivery_limit, group_size=s.quorum_group_size
     )
     return dead, command
+
+
+# The exchanges Broker.publish sends to: replies (the default exchange), events, dead letters.
+_PUBLISHED_TO = frozenset({"", topology.EVENTS_EXCHANGE, topology.DEAD_LETTER_EXCHANGE})
+_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+_TRANSIENT = int(aio_pika.DeliveryMode.NOT_PERSISTENT)
 
 
 class BrokerUnavailable(ConnectionError):
@@ -335,26 +342,30 @@ class Broker:
         headers: dict[str, Any] | None = None,
         persistent: bool = True,
     ) -> None:
-        """Publish and wait for the broker's confirm. Raises BrokerUnavailable without a session."""
-        target = {
-            topology.EVENTS_EXCHANGE: self._events_exchange,
-            topology.DEAD_LETTER_EXCHANGE: self._dead_letter_exchange,
-            "": self._publish_channel.default_exchange if self._publish_channel else None,
-        }[exchange]
-        if target is None:
+        """Publish and wait for the broker's confirm. Raises BrokerUnavailable without a session.
+
+        Straight on the publishing channel's aiormq channel, as aio-pika's Exchange.publish does
+        underneath, without building an aio-pika Message and its properties: 3-6% of the
+        daemon's CPU a command (bench variant aio-pika-publish, issue 17)."""
+        if exchange not in _PUBLISHED_TO:
+            raise ValueError(f"relationd does not publish to exchange {exchange!r}")
+        channel = self._publish_channel
+        if channel is None:
             raise BrokerUnavailable("no broker session")
-        message = aio_pika.Message(
-            body,
+        if channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        properties = aiormq.spec.Basic.Properties(
             content_type=topology.CONTENT_TYPE,
             message_id=message_id,
             correlation_id=correlation_id,
             headers=headers or {},
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-            if persistent
-            else aio_pika.DeliveryMode.NOT_PERSISTENT,
+            delivery_mode=_PERSISTENT if persistent else _TRANSIENT,
         )
         try:
-            await target.publish(message, routing_key=routing_key, timeout=30)
+            underlay = await channel.get_underlay_channel()
+            await underlay.basic_publish(
+                body, exchange=exchange, routing_key=routing_key, properties=properties, timeout=30
+            )
         except asyncio.CancelledError:
             if library_cancelled():
                 raise BrokerUnavailable("the broker session closed before it confirmed the publish") from None
