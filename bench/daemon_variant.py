@@ -66,17 +66,7 @@ def _aio_pika_publish() -> None:
     from contracts import topology
     from daemon import broker
 
-    async def publish(
-        self: broker.Broker,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str | None = None,
-        correlation_id: str | None = None,
-        headers: dict[str, Any] | None = None,
-        persistent: bool = True,
-    ) -> None:
+    async def publish(self: broker.Broker, exchange: str, key: str, body: bytes, **props: Any) -> None:
         channel = self._publish_channel
         target = {
             topology.EVENTS_EXCHANGE: self._events_exchange,
@@ -85,19 +75,20 @@ def _aio_pika_publish() -> None:
         }[exchange]
         if target is None:
             raise broker.BrokerUnavailable("no broker session")
+        persistent = props.get("persistent", True)
         message = aio_pika.Message(
             body,
             content_type=topology.CONTENT_TYPE,
-            message_id=message_id,
-            correlation_id=correlation_id,
-            headers=headers or {},
+            message_id=props.get("message_id"),
+            correlation_id=props.get("correlation_id"),
+            headers=props.get("headers") or {},
             delivery_mode=(
                 aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
             ),
         )
-        await target.publish(message, routing_key=routing_key, timeout=30)
+        await target.publish(message, routing_key=key, timeout=30)
 
-    broker.Broker.publish = publish  # type: ignore[method-assign]
+    broker.Broker.publish = publish  # type: ignore[method-assign, assignment]
 
 
 def _relay_delete_apart() -> None:
