@@ -168,7 +168,7 @@ def _pooled_relay() -> None:
         self.wake.set()  # no lead to hold: every commit and notice wakes the relay
 
     outbox.OutboxRelay.drain = drain  # type: ignore[method-assign]
-    outbox.OutboxRelay.committed = wake  # type: ignore[method-assign,assignment]
+    outbox.OutboxRelay.committed = wake  # type: ignore[method-assign]
     outbox.OutboxRelay._on_notify = wake  # type: ignore[method-assign]
 
 
