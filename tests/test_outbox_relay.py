@@ -169,7 +169,8 @@ async def test_a_published_batch_leaves_the_outbox_with_the_next_read_and_at_a_c
         left = await conn.fetch("SELECT event_id FROM outbox WHERE event_id = ANY($1::bigint[])", ids)
         assert [r["event_id"] for r in left] in ([ids[-1]], []), (ids, left)
         await asyncio.sleep(1.1)  # the backlog is measured at most once a second, after a drain
-        await client.call({"type": "create_model", "name": f"out-{uuid.uuid4().hex[:8]}"})
+        fourth = f"out-{uuid.uuid4().hex[:8]}"
+        await client.call({"type": "create_model", "name": fourth})
         deadline = time.monotonic() + 10
         while True:
             status, body = await asyncio.to_thread(daemon.http, "/metrics")
@@ -178,6 +179,8 @@ async def test_a_published_batch_leaves_the_outbox_with_the_next_read_and_at_a_c
                 break  # published, not yet deleted: no backlog
             assert time.monotonic() < deadline, backlog
             await asyncio.sleep(0.2)
+        # The gauge reads 0 once the broker confirmed the publish; the tap may receive it later.
+        await tap.wait_for(lambda es: any(e["key"].get("model") == fourth for e in es))
         published = len(tap.received)
         assert await asyncio.to_thread(daemon.terminate) == 0, daemon.log()
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
