@@ -12,6 +12,7 @@ the others' work and stores the refusal.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from contracts.events import Namespace
 from contracts.names import is_uuid
 from daemon.applier import Applied, _stored, check_one_model, error_reply, finish_all, ok_reply
 from daemon.disposition import Disposition
-from handlers import Actor, Change, Context, access, lookup, run
+from handlers import Actor, Change, Context, access, lookup, read_ahead, run
 from handlers.context import DEFAULT_LIMITS, Limits
 
 # The opening of a batch, in one round trip. Its models are locked in one fixed order (those
@@ -144,6 +145,20 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
         todo = [i for i, k in enumerate(keys) if k not in busy]
         if not todo:
             return results
+        # Each model's first command that will run (claimed) reads what its handler starts with
+        # together with the others': nothing of its model has changed before it.
+        firsts: dict[str, int] = {}
+        for i in todo:
+            row = locked.get(keys[i])
+            if row is not None and items[i].command_id in claimed:
+                firsts.setdefault(str(row["uuid"]), i)
+        ahead = dict(
+            zip(
+                firsts.values(),
+                await read_ahead.read(conn, [(m, items[i].cmd) for m, i in firsts.items()]),
+                strict=True,
+            )
+        )
         writes = _Writes()
         stale: set[str] = set()
         for i in todo:
@@ -153,7 +168,9 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
             if row is not None and str(row["uuid"]) not in stale:
                 known = row, levels.get((str(row["uuid"]), item.actor.user or ""))
             changes = len(writes.events)
-            results[i] = await _one(conn, item, limits, known, item.command_id in claimed, writes, savepoints)
+            results[i] = await _one(
+                conn, item, limits, known, item.command_id in claimed, writes, savepoints, ahead.get(i, {})
+            )
             stale.update(
                 str(c.model_uuid) for _, c in writes.events[changes:] if c.namespace in _MODEL_NAMESPACES
             )
@@ -169,9 +186,10 @@ async def _one(
     claimed: bool,
     writes: _Writes,
     savepoints: bool,
+    ahead: dict[Hashable, Any],
 ) -> Applied:
     cmd, actor, command_id = item.cmd, item.actor, item.command_id
-    ctx = Context(conn, actor, limits)
+    ctx = Context(conn, actor, limits, read_ahead=ahead)
     refusal: RelationdError | None = None
     needed = access.level_to_check(actor, cmd)
     if needed is not None:

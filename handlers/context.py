@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
 
 from handlers import lookup
 from handlers.db import Connection
@@ -49,6 +51,9 @@ class Context:
     model_ref: str | None = None
     model_row: Model | None = None
     model_locked: bool = False
+    # What a batch read for this command before its handler ran (unit_in_relation.find_many),
+    # by what was asked; each answer is taken once.
+    read_ahead: dict[Hashable, Any] = field(default_factory=dict)
 
     def knows_model(self, ref: str, row: Row, *, locked: bool) -> None:
         """Keep the model row read as ``ref`` in this transaction (locked, with ``locked``)."""

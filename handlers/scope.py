@@ -58,7 +58,11 @@ RETURNING message
 """
 
 
-@handles(EnterScope)
+def _entering(cmd: EnterScope) -> unit_in_relation.Wanted:
+    return unit_in_relation.Wanted(cmd.relation, cmd.unit)
+
+
+@handles(EnterScope, reads_first=_entering)
 async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     """A unit enters a relation's scope; settings, if given, replace its bag.
 
@@ -69,7 +73,7 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
-    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit)
+    found = await unit_in_relation.find(ctx, m, _entering(cmd))
     rel, unit, endpoints = found.relation, found.unit, found.endpoints
     for what, life in (("relation", rel.life), ("unit", unit.life)):
         if life != Life.alive:

@@ -55,13 +55,21 @@ def _not_in_scope(rel: RelationKey, unit: str, why: str = "") -> errors.Relation
     )
 
 
-@handles(SetUnitSettings)
+def _unit_bag(cmd: SetUnitSettings) -> unit_in_relation.Wanted:
+    return unit_in_relation.Wanted(cmd.relation, cmd.unit, settings_bag.UNIT_BAG)
+
+
+def _application_bag(cmd: SetApplicationSettings) -> unit_in_relation.Wanted:
+    return unit_in_relation.Wanted(cmd.relation, cmd.unit, settings_bag.APPLICATION_BAG)
+
+
+@handles(SetUnitSettings, reads_first=_unit_bag)
 async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     """Merge into a unit's settings; an event only if the bag's hash changes."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
-    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit, settings_bag.UNIT_BAG)
+    found = await unit_in_relation.find(ctx, m, _unit_bag(cmd))
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     ru = _in_scope(rel, ep.relation_unit_uuid, cmd.unit)
@@ -79,13 +87,13 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     return Outcome(SettingsResult(changed=write.changed, hash=write.sha256), out)
 
 
-@handles(SetApplicationSettings)
+@handles(SetApplicationSettings, reads_first=_application_bag)
 async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) -> Outcome:
     """The leader merges into its application's settings in the relation."""
     conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
-    found = await unit_in_relation.find(conn, m, cmd.relation, cmd.unit, settings_bag.APPLICATION_BAG)
+    found = await unit_in_relation.find(ctx, m, _application_bag(cmd))
     rel = found.relation
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     lookup.check_leader(found.unit, found.unit.leader, "write application settings")

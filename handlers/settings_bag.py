@@ -68,14 +68,14 @@ class Bag:
     def read_sql(self) -> str:
         return f"SELECT key, value FROM {self.settings} WHERE model_uuid = $1 AND {self.owner} = $2"
 
-    def read_with_hash_sql(self, owner: str = "$2") -> str:
-        """The bag of ``owner`` (an SQL expression; the model is $1) as two arrays (NULL when
-        empty) and its stored hash (NULL: none stored), in one row whatever the owner."""
+    def read_with_hash_sql(self, owner: str = "$2", model: str = "$1") -> str:
+        """The bag of ``owner`` in ``model`` (SQL expressions) as two arrays (NULL when empty)
+        and its stored hash (NULL: none stored), in one row whatever the owner."""
         return (
             "SELECT array_agg(s.key) AS keys, array_agg(s.value) AS vals, "
             f"(SELECT h.sha256 FROM {self.hashes} h "
-            f"WHERE h.model_uuid = $1 AND h.{self.owner} = {owner}) AS sha256 "
-            f"FROM {self.settings} s WHERE s.model_uuid = $1 AND s.{self.owner} = {owner}"
+            f"WHERE h.model_uuid = {model} AND h.{self.owner} = {owner}) AS sha256 "
+            f"FROM {self.settings} s WHERE s.model_uuid = {model} AND s.{self.owner} = {owner}"
         )
 
     def store_sql(self) -> str:
