@@ -5,6 +5,7 @@ database. Per command: the backend's CPU time (from /proc) and the wall time of 
 
     .venv/bin/python -m bench.batching                 # batches of 1 (the one-command path), 4, 16
     .venv/bin/python -m bench.batching --sizes 1,2,8 --rounds 6 --json
+    .venv/bin/python -m bench.batching --no-read-ahead-too   # each batch also without read ahead
 
 Sizes are measured in alternation, round after round, so drift spreads over all of them; the
 median of the rounds is shown. The daemon's end-to-end figures are ``python -m bench``'s.
@@ -19,6 +20,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Hashable
 from typing import Any
 
 import asyncpg
@@ -30,7 +32,7 @@ from daemon.batch import Item, apply_batch
 from daemon.database import POOL_SESSION
 from daemon.migrate import apply_schema
 from daemon.parsing import Parsed, parse
-from handlers import Actor
+from handlers import Actor, read_ahead
 from handlers.db import init_connection
 
 ACTOR = Actor("bench")
@@ -88,9 +90,26 @@ class Models:
         return self.steps[model].pop(0)
 
 
-async def _measure_size(conn: Any, pid: int, models: Models, size: int, commands: int) -> dict[str, float]:
+async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
+    return [{} for _ in commands]
+
+
+async def _measure_size(
+    conn: Any, pid: int, models: Models, size: int, commands: int, *, ahead: bool = True
+) -> dict[str, float]:
     """Apply ``commands`` commands of the mix in batches of ``size`` (one per model); per command,
-    the backend's CPU and the wall time of the applying calls (integrates excluded)."""
+    the backend's CPU and the wall time of the applying calls (integrates excluded). Without
+    ``ahead``, each handler of a batch reads what it starts with itself, as before."""
+    saved = read_ahead.read
+    if not ahead:
+        read_ahead.read = _no_read_ahead
+    try:
+        return await _measure(conn, pid, models, size, commands)
+    finally:
+        read_ahead.read = saved
+
+
+async def _measure(conn: Any, pid: int, models: Models, size: int, commands: int) -> dict[str, float]:
     cpu = wall = 0.0
     done = 0
     names = itertools.cycle(models.names)
@@ -113,7 +132,9 @@ async def _measure_size(conn: Any, pid: int, models: Models, size: int, commands
     return {"db_cpu_ms": 1000 * cpu / done, "wall_ms": 1000 * wall / done}
 
 
-async def measure(sizes: list[int], rounds: int, commands: int, apps: int) -> dict[str, Any]:
+async def measure(
+    sizes: list[int], rounds: int, commands: int, apps: int, *, without_read_ahead: bool = False
+) -> dict[str, Any]:
     name = f"relationd_bench_batching_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -126,18 +147,21 @@ async def measure(sizes: list[int], rounds: int, commands: int, apps: int) -> di
             models = Models(max(sizes), apps)
             await models.create(conn)
             await conn.execute("ANALYZE")
-            runs: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+            cases = [(str(size), size, True) for size in sizes]
+            if without_read_ahead:
+                cases += [(f"{size} no read ahead", size, False) for size in sizes if size > 1]
+            runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in cases}
             for _ in range(rounds):
-                for size in sizes:
-                    runs[size].append(await _measure_size(conn, pid, models, size, commands))
+                for label, size, ahead in cases:
+                    runs[label].append(await _measure_size(conn, pid, models, size, commands, ahead=ahead))
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     return {
-        str(size): {key: statistics.median(r[key] for r in runs[size]) for key in ("db_cpu_ms", "wall_ms")}
-        for size in sizes
+        label: {key: statistics.median(r[key] for r in runs[label]) for key in ("db_cpu_ms", "wall_ms")}
+        for label in runs
     }
 
 
@@ -147,19 +171,25 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--commands", type=int, default=320, help="commands per size and round")
     p.add_argument("--apps", type=int, default=24, help="requirer and provider applications per model")
+    p.add_argument(
+        "--no-read-ahead-too",
+        action="store_true",
+        help="measure each batch size above 1 also without the set-wise read ahead",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    out = asyncio.run(measure(sizes, args.rounds, args.commands, args.apps))
+    out = asyncio.run(
+        measure(sizes, args.rounds, args.commands, args.apps, without_read_ahead=args.no_read_ahead_too)
+    )
     if args.json:
         print(json.dumps(out, indent=2))
         return
     base = out[str(sizes[0])]
-    print(f"{'batch':>5} {'db cpu ms/cmd':>14} {'wall ms/cmd':>12} {'cpu vs ' + str(sizes[0]):>10}")
-    for size in sizes:
-        r = out[str(size)]
+    print(f"{'batch':>18} {'db cpu ms/cmd':>14} {'wall ms/cmd':>12} {'cpu vs ' + str(sizes[0]):>10}")
+    for label, r in out.items():
         ratio = r["db_cpu_ms"] / base["db_cpu_ms"]
-        print(f"{size:5d} {r['db_cpu_ms']:14.3f} {r['wall_ms']:12.3f} {ratio:9.2f}x")
+        print(f"{label:>18} {r['db_cpu_ms']:14.3f} {r['wall_ms']:12.3f} {ratio:9.2f}x")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ before the change is wired into the daemon itself:
   BENCH_AIO_PIKA_PUBLISH=1
                           replies and events published as aio-pika Messages through its Exchange
                           objects, as before (the daemon publishes on aiormq's channel directly)
+  BENCH_NO_READ_AHEAD=1   a batch's handlers each read what they start with themselves, as
+                          before (no set-wise read ahead for the batch)
   BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
                           bench.otlp_sink process that drops every span
 """
@@ -25,6 +27,8 @@ before the change is wired into the daemon itself:
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
+from typing import Any
 
 from daemon import cli
 
@@ -49,6 +53,10 @@ def main() -> None:
         _aio_pika_publish()
     if os.environ.get("BENCH_RELAY_DELETE_APART") == "1":
         _relay_delete_apart()
+    if os.environ.get("BENCH_NO_READ_AHEAD") == "1":
+        from handlers import read_ahead
+
+        read_ahead.read = _no_read_ahead
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
         from daemon import database, outbox
 
@@ -56,10 +64,13 @@ def main() -> None:
     cli.main()
 
 
+async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
+    return [{} for _ in commands]
+
+
 def _aio_pika_publish() -> None:
     """Broker.publish as it was: an aio-pika Message published through the declared exchange
     objects (the default exchange for replies)."""
-    from typing import Any
 
     import aio_pika
 
@@ -93,7 +104,6 @@ def _aio_pika_publish() -> None:
 
 def _relay_delete_apart() -> None:
     """Each published batch deleted at once, in a statement of its own (a read and a delete)."""
-    from typing import Any
 
     from daemon import outbox
 

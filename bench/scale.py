@@ -244,6 +244,10 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
             unit_in_relation._QUERIES[False, settings_bag.UNIT_BAG],
             ["model", "relation_id", "unit_name"],
         ),
+        "unit in relation, read ahead for a batch (set-wise)": (
+            unit_in_relation._MANY_QUERIES[False],
+            ["models", "relation_ids", "unit_names", "bag_numbers"],
+        ),
         "scope: relation unit": (scope._RELATION_UNIT, ["model", "relation_endpoint_uuid", "unit_uuid"]),
         "settings: a unit's bag by its name (reads)": (
             settings._UNIT_BAG,
@@ -310,6 +314,10 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         raise RuntimeError(f"model {model_name} has no relation with a unit in scope to sample")
     out = dict(row)
     out.update(
+        models="{" + str(model_uuid) + "}",
+        relation_ids="{" + str(row["relation_id"]) + "}",
+        unit_names='{"' + row["unit_name"] + '"}',
+        bag_numbers="{1}",
         model=model_uuid,
         model_name=model_name,
         relation_key=row["key"],
