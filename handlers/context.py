@@ -52,7 +52,7 @@ class Context:
     model_row: Model | None = None
     model_locked: bool = False
     # What a batch read for this command before its handler ran (unit_in_relation.find_many),
-    # by what was asked; each answer is taken once.
+    # by (model UUID, what was asked); each answer is taken once.
     read_ahead: dict[Hashable, Any] = field(default_factory=dict)
 
     def knows_model(self, ref: str, row: Row, *, locked: bool) -> None:

@@ -31,5 +31,5 @@ async def read(conn: Connection, commands: list[tuple[str, Any]]) -> list[dict[H
         return ahead
     found = await unit_in_relation.find_many(conn, [(m, wanted) for _, m, wanted in asks])
     for (i, m, wanted), answer in zip(asks, found, strict=True):
-        ahead[i][wanted.key(m)] = answer
+        ahead[i][str(m), wanted] = answer
     return ahead

@@ -149,9 +149,6 @@ class Wanted:
     unit: str
     bag: settings_bag.Bag | None = None
 
-    def key(self, model_uuid: str) -> tuple[str, int | str, str, settings_bag.Bag | None]:
-        return str(model_uuid), self.relation, self.unit, self.bag
-
 
 async def find(ctx: Context, model_uuid: str, wanted: Wanted) -> UnitInRelation:
     """The relation by id or UUID and the unit by name, with each endpoint's bag if asked.
@@ -159,7 +156,7 @@ async def find(ctx: Context, model_uuid: str, wanted: Wanted) -> UnitInRelation:
 
     Taken from what the transaction read ahead for the command (find_many), if it did.
     """
-    ahead: UnitInRelation | RelationdError | None = ctx.read_ahead.pop(wanted.key(model_uuid), None)
+    ahead: UnitInRelation | RelationdError | None = ctx.read_ahead.pop((str(model_uuid), wanted), None)
     if ahead is None:
         query = _QUERIES[not isinstance(wanted.relation, int), wanted.bag]
         rows = await ctx.conn.fetch(query, model_uuid, wanted.relation, wanted.unit)

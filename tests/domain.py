@@ -123,3 +123,22 @@ class Domain:
     async def events_since(self, seq: int) -> list[tuple[str, str]]:
         """(namespace, kind) of every event after seq, in order."""
         return [(e["namespace"], e["kind"]) for e in await self.events(seq)]
+
+
+class Recording:
+    """A connection that records every statement sent through it (whitespace folded)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._conn, name)
+        if name not in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+            return attr
+
+        async def recorded(query: str, *args: Any, **kwargs: Any) -> Any:
+            self.statements.append(" ".join(query.split()))
+            return await attr(query, *args, **kwargs)
+
+        return recorded

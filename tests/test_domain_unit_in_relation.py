@@ -15,7 +15,7 @@ from contracts.commands import COMMAND_ADAPTER
 from handlers import Actor, Context, run
 from handlers.context import Limits
 from handlers.settings_bag import bag_hash
-from tests.domain import CommandFailed, Domain
+from tests.domain import CommandFailed, Domain, Recording
 
 OVERSIZE = {"k": "x" * 100}
 
@@ -215,25 +215,6 @@ async def test_a_write_that_deletes_updates_and_adds_stores_the_merged_bag(domai
 # ---- round trips ----------------------------------------------------------------------------
 
 
-class _Counting:
-    """A connection that counts the statements sent through it."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self.statements: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._conn, name)
-        if name not in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
-            return attr
-
-        async def counted(query: str, *args: Any, **kwargs: Any) -> Any:
-            self.statements.append(" ".join(query.split())[:60])
-            return await attr(query, *args, **kwargs)
-
-        return counted
-
-
 async def handler_statements(domain: Domain, body: dict[str, Any]) -> list[str]:
     """Run one command's handler alone, in a transaction rolled back afterwards."""
     cmd = COMMAND_ADAPTER.validate_python({**body, "model": domain.model})
@@ -241,7 +222,7 @@ async def handler_statements(domain: Domain, body: dict[str, Any]) -> list[str]:
         tr = conn.transaction()
         await tr.start()
         try:
-            counting = _Counting(conn)
+            counting = Recording(conn)
             await run(Context(counting, Actor.system()), cmd)
             return counting.statements
         finally:

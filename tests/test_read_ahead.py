@@ -18,7 +18,7 @@ from daemon.batch import Item, apply_batch
 from daemon.disposition import Disposition
 from handlers import Actor, Context, settings_bag, unit_in_relation
 from handlers.unit_in_relation import Wanted
-from tests.domain import Domain, enter
+from tests.domain import Domain, Recording, enter
 
 REQUIRER = {"name": "ra-app", "requires": {"db": {"interface": "ra-sql"}}}
 PROVIDER = {"name": "ra-db", "provides": {"db": {"interface": "ra-sql"}}}
@@ -54,7 +54,7 @@ def _comparable(answer: Any) -> Any:
 
 
 async def test_find_many_answers_each_ask_as_find_does(pool: Any) -> None:
-    (a, rel_a, uuid_a), (b, rel_b, _) = await related_model(pool), await related_model(pool)
+    (a, rel_a, uuid_a), (b, rel_b, uuid_b) = await related_model(pool), await related_model(pool)
     asks = [
         (a.model_uuid, Wanted(rel_a, "app/0")),
         (a.model_uuid, Wanted(uuid_a, "app/0", settings_bag.UNIT_BAG)),  # by UUID
@@ -64,7 +64,7 @@ async def test_find_many_answers_each_ask_as_find_does(pool: Any) -> None:
         (b.model_uuid, Wanted(rel_b + 1000, "app/0")),  # no such relation
         (a.model_uuid, Wanted(str(uuid.uuid4()), "app/0", settings_bag.UNIT_BAG)),  # no such relation
         (b.model_uuid, Wanted(rel_b, "app/7", settings_bag.APPLICATION_BAG)),  # no such unit
-        (a.model_uuid, Wanted(rel_b if rel_b != rel_a else rel_a + 1000, "db/0")),
+        (a.model_uuid, Wanted(uuid_b, "db/0")),  # b's relation, asked in a: not found
     ]
     async with pool.acquire() as conn:
         many = await unit_in_relation.find_many(conn, asks)
@@ -83,26 +83,12 @@ async def test_find_many_answers_each_ask_as_find_does(pool: Any) -> None:
     app_bag = many[4]
     assert isinstance(app_bag, unit_in_relation.UnitInRelation)
     assert any(s.settings == {"a": "1"} for s in app_bag.bags.values())
-    assert [type(x).__name__ for x in many[5:8]] == ["RelationNotFound", "RelationNotFound", "UnitNotFound"]
-
-
-class Recording:
-    """A connection that records the text of every statement sent through it."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self.sent: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._conn, name)
-        if name in ("fetch", "fetchrow", "fetchval", "execute"):
-
-            async def recorded(query: str, *args: Any, **kwargs: Any) -> Any:
-                self.sent.append(query)
-                return await attr(query, *args, **kwargs)
-
-            return recorded
-        return attr
+    assert [type(x).__name__ for x in many[5:]] == [
+        "RelationNotFound",
+        "RelationNotFound",
+        "UnitNotFound",
+        "RelationNotFound",
+    ]
 
 
 def item(body: dict[str, Any]) -> Item:
@@ -110,45 +96,29 @@ def item(body: dict[str, Any]) -> Item:
     return Item(str(uuid.uuid4()), body_digest(raw), COMMAND_ADAPTER.validate_json(raw), Actor.system())
 
 
+def unit_command(kind: str, d: Domain, rel: int, unit: str, settings: dict[str, str] | None = None) -> Item:
+    """A command of ``kind`` by ``unit`` in relation ``rel`` of ``d``'s model."""
+    body: dict[str, Any] = {"type": kind, "model": d.model, "relation": rel, "unit": unit}
+    if settings is not None:
+        body["settings"] = settings
+    return item(body)
+
+
 async def test_a_batch_reads_ahead_for_each_models_first_command_in_one_statement(pool: Any) -> None:
     models = [await related_model(pool) for _ in range(3)]
     (a, rel_a, _), (b, rel_b, _), (c, rel_c, _) = models
     items = [
-        item(
-            {
-                "type": "set_unit_settings",
-                "model": a.model,
-                "relation": rel_a,
-                "unit": "app/0",
-                "settings": {"want": "y"},
-            }
-        ),
-        item({"type": "enter_scope", "model": b.model, "relation": rel_b, "unit": "db/0"}),
+        unit_command("set_unit_settings", a, rel_a, "app/0", {"want": "y"}),
+        unit_command("enter_scope", b, rel_b, "db/0"),
         # After b's enter scope in the same transaction: read by its handler, which must see it.
-        item(
-            {
-                "type": "set_unit_settings",
-                "model": b.model,
-                "relation": rel_b,
-                "unit": "db/0",
-                "settings": {"host": "b2"},
-            }
-        ),
-        item(
-            {
-                "type": "set_application_settings",
-                "model": c.model,
-                "relation": rel_c,
-                "unit": "db/0",
-                "settings": {"a": "2"},
-            }
-        ),
+        unit_command("set_unit_settings", b, rel_b, "db/0", {"host": "b2"}),
+        unit_command("set_application_settings", c, rel_c, "db/0", {"a": "2"}),
     ]
     async with pool.acquire() as conn:
         recording = Recording(conn)
         results = await apply_batch(recording, items)
     assert [r.disposition if r else None for r in results] == [Disposition.applied] * 4
-    lookups = [q for q in recording.sent if LOOKUP in q]
+    lookups = [q for q in recording.statements if LOOKUP in q]
     assert len(lookups) == 2 and SET_WISE in lookups[0] and SET_WISE not in lookups[1]
     assert results[2] is not None and results[2].reply["result"]["changed"] is True
     settings = {
@@ -164,24 +134,8 @@ async def test_a_refusal_read_ahead_is_the_handlers_and_costs_the_others_nothing
     (a, rel_a, _), (b, rel_b, _) = await related_model(pool), await related_model(pool)
     items = [
         # db/0 left the scope: refused with what the batch read for it.
-        item(
-            {
-                "type": "set_unit_settings",
-                "model": a.model,
-                "relation": rel_a,
-                "unit": "db/0",
-                "settings": {"host": "z"},
-            }
-        ),
-        item(
-            {
-                "type": "set_unit_settings",
-                "model": b.model,
-                "relation": rel_b,
-                "unit": "app/0",
-                "settings": {"want": "z"},
-            }
-        ),
+        unit_command("set_unit_settings", a, rel_a, "db/0", {"host": "z"}),
+        unit_command("set_unit_settings", b, rel_b, "app/0", {"want": "z"}),
     ]
     async with pool.acquire() as conn:
         recording = Recording(conn)
@@ -189,8 +143,8 @@ async def test_a_refusal_read_ahead_is_the_handlers_and_costs_the_others_nothing
     assert [r.disposition if r else None for r in results] == [Disposition.refused, Disposition.applied]
     assert results[0] is not None and results[0].reply["error"]["code"] == "RelationUnitNotFound"
     # The refusal rolled the first attempt back; the second, with savepoints, read ahead again.
-    assert sum(SET_WISE in q for q in recording.sent) == 2
-    assert not any(LOOKUP in q and SET_WISE not in q for q in recording.sent)
+    assert sum(SET_WISE in q for q in recording.statements) == 2
+    assert not any(LOOKUP in q and SET_WISE not in q for q in recording.statements)
     assert await b.run({"type": "get_unit_settings", "relation": rel_b, "unit": "app/0"}) == {"want": "z"}
 
 
