@@ -99,6 +99,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "aio-pika-publish": {"relationd_env": {"BENCH_AIO_PIKA_PUBLISH": "1"}},
     "relay-delete-apart": {"relationd_env": {"BENCH_RELAY_DELETE_APART": "1"}},
     "no-read-ahead": {"relationd_env": {"BENCH_NO_READ_AHEAD": "1"}},
+    "store-bags-apart": {"relationd_env": {"BENCH_STORE_BAGS_APART": "1"}},
 }
 
 

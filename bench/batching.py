@@ -1,11 +1,14 @@
 """What a batch saves the database, without the broker's noise: the bench mix applied straight
 through the applier, one command per transaction (``daemon.applier.apply``) against batches of
 k commands over k models (``daemon.batch.apply_batch``), on one connection of a private
-database. Per command: the backend's CPU time (from /proc) and the wall time of the calls.
+database. Per command: the backend's CPU time (from /proc), the applier's own (this process's)
+and the wall time of the calls.
 
     .venv/bin/python -m bench.batching                 # batches of 1 (the one-command path), 4, 16
     .venv/bin/python -m bench.batching --sizes 1,2,8 --rounds 6 --json
-    .venv/bin/python -m bench.batching --no-read-ahead-too   # each batch also without read ahead
+    .venv/bin/python -m bench.batching --also no-read-ahead,store-bags-apart
+                                        # each size also with one of issue 17's changes undone
+    .venv/bin/python -m bench.batching --settings-writes    # unit settings writes only
 
 Sizes are measured in alternation, round after round, so drift spreads over all of them; the
 median of the rounds is shown. The daemon's end-to-end figures are ``python -m bench``'s.
@@ -20,11 +23,13 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import asyncpg
 
+from bench.daemon_variant import stored_apart
 from bench.env import ADMIN_DSN, database_url, process_cpu_seconds
 from bench.workload import PROVIDER_CHARM, REQUIRER_CHARM
 from daemon.applier import apply
@@ -32,7 +37,7 @@ from daemon.batch import Item, apply_batch
 from daemon.database import POOL_SESSION
 from daemon.migrate import apply_schema
 from daemon.parsing import Parsed, parse
-from handlers import Actor, read_ahead
+from handlers import Actor, read_ahead, settings_bag
 from handlers.db import init_connection
 
 ACTOR = Actor("bench")
@@ -62,6 +67,19 @@ class Models:
         self.pairs = {name: itertools.count() for name in self.names}
         self.steps: dict[str, list[dict[str, Any]]] = {name: [] for name in self.names}
         self.values = itertools.count()
+        # With settings_writes: the unit settings writes of relations made beforehand, by model.
+        self.writes: dict[str, itertools.cycle[dict[str, Any]]] | None = None
+
+    async def settings_writes(self, conn: Any, relations: int) -> None:
+        """Make ``relations`` relations a model, then give only unit settings writes on them."""
+        writes: dict[str, list[dict[str, Any]]] = {name: [] for name in self.names}
+        for name in self.names:
+            for _ in range(4 * relations):
+                body = await self.next_command(conn, name)
+                await _one(conn, body)
+                if body["type"] == "set_unit_settings":
+                    writes[name].append(body)
+        self.writes = {name: itertools.cycle(bodies) for name, bodies in writes.items()}
 
     async def create(self, conn: Any) -> None:
         for name in self.names:
@@ -74,6 +92,8 @@ class Models:
     async def next_command(self, conn: Any, model: str) -> dict[str, Any]:
         """The model's next command of the mix; an integrate is applied here (its reply names the
         relation the four commands after it use), so every batch holds the other four kinds."""
+        if self.writes is not None:
+            return {**next(self.writes[model]), "settings": {"want": f"v{next(self.values)}"}}
         if not self.steps[model]:
             k = next(self.pairs[model])
             i, j = k % self.apps, (k // self.apps + k % self.apps) % self.apps
@@ -94,29 +114,43 @@ async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dic
     return [{} for _ in commands]
 
 
-async def _measure_size(
-    conn: Any, pid: int, models: Models, size: int, commands: int, *, ahead: bool = True
-) -> dict[str, float]:
-    """Apply ``commands`` commands of the mix in batches of ``size`` (one per model); per command,
-    the backend's CPU and the wall time of the applying calls (integrates excluded). Without
-    ``ahead``, each handler of a batch reads what it starts with itself, as before."""
+@contextmanager
+def _without_read_ahead() -> Iterator[None]:
+    """Each handler of a batch reads what it starts with itself, as before."""
     saved = read_ahead.read
-    if not ahead:
-        read_ahead.read = _no_read_ahead
+    read_ahead.read = _no_read_ahead
     try:
-        return await _measure(conn, pid, models, size, commands)
+        yield
     finally:
         read_ahead.read = saved
 
 
+@contextmanager
+def _storing_bags_apart() -> Iterator[None]:
+    """A settings write stores its bag in a statement of its own, as before."""
+    saved = settings_bag.write
+    settings_bag.write = stored_apart(saved)
+    try:
+        yield
+    finally:
+        settings_bag.write = saved
+
+
+# Issue 17's changes that a case can undo, and the smallest batch each changes.
+UNDO: dict[str, tuple[Callable[[], AbstractContextManager[None]], int]] = {
+    "no-read-ahead": (_without_read_ahead, 2),
+    "store-bags-apart": (_storing_bags_apart, 1),
+}
+
+
 async def _measure(conn: Any, pid: int, models: Models, size: int, commands: int) -> dict[str, float]:
-    cpu = wall = 0.0
+    cpu = wall = own = 0.0
     done = 0
     names = itertools.cycle(models.names)
     while done < commands:
         batch = [await models.next_command(conn, next(names)) for _ in range(size)]
         parsed = [_parsed(body) for body in batch]
-        cpu_before, started = process_cpu_seconds(pid), time.perf_counter()
+        cpu_before, started, own_before = process_cpu_seconds(pid), time.perf_counter(), time.process_time()
         if size == 1:
             p = parsed[0]
             results: list[Any] = [await apply(conn, p.command_id, p.digest, p.command, ACTOR)]
@@ -124,16 +158,27 @@ async def _measure(conn: Any, pid: int, models: Models, size: int, commands: int
             items = [Item(p.command_id, p.digest, p.command, ACTOR) for p in parsed]
             results = await apply_batch(conn, items)
         wall += time.perf_counter() - started
+        own += time.process_time() - own_before
         cpu += process_cpu_seconds(pid) - cpu_before
         for body, result in zip(batch, results, strict=True):
             if result is None or not result.reply["ok"]:
                 raise RuntimeError(f"{body['type']} not applied: {result}")
         done += size
-    return {"db_cpu_ms": 1000 * cpu / done, "wall_ms": 1000 * wall / done}
+    return {
+        "db_cpu_ms": 1000 * cpu / done,
+        "applier_cpu_ms": 1000 * own / done,
+        "wall_ms": 1000 * wall / done,
+    }
 
 
 async def measure(
-    sizes: list[int], rounds: int, commands: int, apps: int, *, without_read_ahead: bool = False
+    sizes: list[int],
+    rounds: int,
+    commands: int,
+    apps: int,
+    *,
+    undo: tuple[str, ...] = (),
+    settings_writes: bool = False,
 ) -> dict[str, Any]:
     name = f"relationd_bench_batching_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -146,21 +191,27 @@ async def measure(
             pid = await conn.fetchval("SELECT pg_backend_pid()")
             models = Models(max(sizes), apps)
             await models.create(conn)
+            if settings_writes:
+                await models.settings_writes(conn, relations=8)
             await conn.execute("ANALYZE")
-            cases = [(str(size), size, True) for size in sizes]
-            if without_read_ahead:
-                cases += [(f"{size} no read ahead", size, False) for size in sizes if size > 1]
+            cases: list[tuple[str, int, Callable[[], AbstractContextManager[None]]]] = [
+                (str(size), size, nullcontext) for size in sizes
+            ]
+            for change in undo:
+                switch, smallest = UNDO[change]
+                cases += [(f"{size} {change}", size, switch) for size in sizes if size >= smallest]
             runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in cases}
             for _ in range(rounds):
-                for label, size, ahead in cases:
-                    runs[label].append(await _measure_size(conn, pid, models, size, commands, ahead=ahead))
+                for label, size, switch in cases:
+                    with switch():
+                        runs[label].append(await _measure(conn, pid, models, size, commands))
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     return {
-        label: {key: statistics.median(r[key] for r in runs[label]) for key in ("db_cpu_ms", "wall_ms")}
+        label: {key: statistics.median(r[key] for r in runs[label]) for key in runs[label][0]}
         for label in runs
     }
 
@@ -172,24 +223,36 @@ def main() -> None:
     p.add_argument("--commands", type=int, default=320, help="commands per size and round")
     p.add_argument("--apps", type=int, default=24, help="requirer and provider applications per model")
     p.add_argument(
-        "--no-read-ahead-too",
+        "--also",
+        default="",
+        help=f"measure each size also with one of these changes undone, comma-separated: {', '.join(UNDO)}",
+    )
+    p.add_argument(
+        "--settings-writes",
         action="store_true",
-        help="measure each batch size above 1 also without the set-wise read ahead",
+        help="unit settings writes only, on relations made beforehand, instead of the bench mix",
     )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    undo = tuple(c for c in args.also.split(",") if c)
     out = asyncio.run(
-        measure(sizes, args.rounds, args.commands, args.apps, without_read_ahead=args.no_read_ahead_too)
+        measure(sizes, args.rounds, args.commands, args.apps, undo=undo, settings_writes=args.settings_writes)
     )
     if args.json:
         print(json.dumps(out, indent=2))
         return
     base = out[str(sizes[0])]
-    print(f"{'batch':>18} {'db cpu ms/cmd':>14} {'wall ms/cmd':>12} {'cpu vs ' + str(sizes[0]):>10}")
+    print(
+        f"{'batch':>22} {'db cpu ms/cmd':>14} {'applier cpu':>12} {'wall ms/cmd':>12}"
+        f" {'db cpu vs ' + str(sizes[0]):>12}"
+    )
     for label, r in out.items():
         ratio = r["db_cpu_ms"] / base["db_cpu_ms"]
-        print(f"{label:>18} {r['db_cpu_ms']:14.3f} {r['wall_ms']:12.3f} {ratio:9.2f}x")
+        print(
+            f"{label:>22} {r['db_cpu_ms']:14.3f} {r['applier_cpu_ms']:12.3f} {r['wall_ms']:12.3f}"
+            f" {ratio:11.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ before the change is wired into the daemon itself:
                           objects, as before (the daemon publishes on aiormq's channel directly)
   BENCH_NO_READ_AHEAD=1   a batch's handlers each read what they start with themselves, as
                           before (no set-wise read ahead for the batch)
+  BENCH_STORE_BAGS_APART=1
+                          a settings write stores its bag in a statement of its own, as before,
+                          not with its command's events
   BENCH_OTLP_SINK=1       tracing on (the [otel] extra), exporting over OTLP/HTTP to a
                           bench.otlp_sink process that drops every span
 """
@@ -31,6 +34,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from daemon import cli
+from handlers import settings_bag
 
 
 def main() -> None:
@@ -57,6 +61,8 @@ def main() -> None:
         from handlers import read_ahead
 
         read_ahead.read = _no_read_ahead
+    if os.environ.get("BENCH_STORE_BAGS_APART") == "1":
+        _store_bags_apart()
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
         from daemon import database, outbox
 
@@ -66,6 +72,22 @@ def main() -> None:
 
 async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
     return [{} for _ in commands]
+
+
+def _store_bags_apart() -> None:
+    settings_bag.write = stored_apart(settings_bag.write)
+
+
+def stored_apart(deferred: Any) -> Any:
+    """``deferred`` (settings_bag.write) storing the bag at once, in a statement of its own."""
+
+    async def write(ctx: Any, *args: Any, **kwargs: Any) -> settings_bag.Write:
+        written: settings_bag.Write = await deferred(ctx, *args, **kwargs)
+        await settings_bag.store(ctx.conn, ctx.bag_stores)
+        ctx.bag_stores.clear()
+        return written
+
+    return write
 
 
 def _aio_pika_publish() -> None:

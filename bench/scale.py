@@ -198,6 +198,10 @@ def _renumber(sql: str, used: list[int]) -> str:
 # ---- query plans ------------------------------------------------------------------------------
 
 
+# The end of a command applied alone: its model, its events' arrays, its reply's.
+_FINISH_PARAMS = ["model", "texts", "texts", "texts", "jsons", "jsons", "command_ids", "command_ids", "jsons"]
+
+
 # The hot queries of the mix (and of leave scope's reaping), with how to fill their parameters
 # from a sample in the loaded model. Taken from handlers/ and daemon/ verbatim where possible.
 def hot_queries() -> dict[str, tuple[str, list[str]]]:
@@ -267,8 +271,12 @@ def hot_queries() -> dict[str, tuple[str, list[str]]]:
         ),
         "dedupe: stored reply": (applier._STORED, ["command_id"]),
         "end of a command applied alone (events, outbox rows, reply)": (
-            applier._FINISH[True, True],
-            ["model", "texts", "texts", "texts", "jsons", "jsons", "command_ids", "command_ids", "jsons"],
+            applier._FINISH[True, True, None],
+            _FINISH_PARAMS,
+        ),
+        "end of a unit settings write (events, outbox rows, reply, the bag)": (
+            applier._FINISH[True, True, settings_bag.UNIT_BAG],
+            [*_FINISH_PARAMS, "model", "relation_unit_uuid", "no_keys", "keys", "values", "hash"],
         ),
         "outbox: pending batch": (outbox._PENDING, ["batch", "no_event_ids"]),
         "outbox: backlog": (outbox._BACKLOG, ["no_event_ids"]),
@@ -318,6 +326,10 @@ async def _sample(conn: Any, model_uuid: str, model_name: str) -> dict[str, Any]
         relation_ids="{" + str(row["relation_id"]) + "}",
         unit_names='{"' + row["unit_name"] + '"}',
         bag_numbers="{1}",
+        no_keys="{}",
+        keys="{bench-key}",
+        values="{bench-value}",
+        hash="0" * 64,
         model=model_uuid,
         model_name=model_name,
         relation_key=row["key"],

@@ -11,6 +11,7 @@ successful path does not pay for.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from contracts.errors import RelationdError
 from contracts.events import routing_key
 from contracts.names import is_uuid
 from daemon.disposition import Disposition
-from handlers import Actor, Change, Context, access, authorize, lookup, run
+from handlers import Actor, Change, Context, access, authorize, lookup, run, settings_bag
 from handlers.context import DEFAULT_LIMITS, Limits
 
 SYSTEM = Actor.system()
@@ -56,8 +57,8 @@ _STORE_REPLY = "UPDATE processed_command SET reply = $2 WHERE command_id = $1"
 # removed in this transaction has no sequence row left, so its log goes on from the last seq. No
 # NOTIFY here: a notifying commit holds PostgreSQL's one notify lock through its WAL flush, which
 # would queue every command's commit behind the others'; the daemon wakes the relay after the
-# commit instead. Built from the parts below in four forms, chosen by finish_all: the end of a
-# command applied alone is the one-model, one-reply form.
+# commit instead. Built from the parts below in sixteen forms, chosen by finish_all: the end of a
+# command applied alone is the one-model, one-reply form, with or without the one settings bag it writes.
 _NUMBER_EACH_MODEL = """ev AS (
     SELECT t.*, row_number() OVER (PARTITION BY t.m ORDER BY t.o) AS rn
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
@@ -106,25 +107,29 @@ _STORE_EACH_REPLY = """UPDATE processed_command p SET reply = r.reply
     WHERE p.command_id = r.id"""
 
 
-def _finish_sql(numbering: str, store: str) -> str:
+def _finish_sql(numbering: str, store: str, bags: settings_bag.Bag | str | None) -> str:
+    stores = "" if bags is None else f", {settings_bag.store_ctes(10, bags)}"
     return f"""
 WITH {numbering}, pending AS (
     INSERT INTO outbox (event_id) SELECT event_id FROM events
 ), stored AS (
     {store}
-)
+){stores}
 SELECT count(*) FROM events
 """
 
 
-# By (events of one model, one reply).
+# By (events of one model, one reply, how the settings bags are stored): the handlers' bag writes
+# (settings_bag.write) are stored here too, a round trip less per settings write.
 _FINISH = {
-    (one_model, one_reply): _finish_sql(
+    (one_model, one_reply, bags): _finish_sql(
         _NUMBER_ONE_MODEL if one_model else _NUMBER_EACH_MODEL,
         _STORE_ONE_REPLY if one_reply else _STORE_EACH_REPLY,
+        bags,
     )
     for one_model in (False, True)
     for one_reply in (False, True)
+    for bags in settings_bag.FORMS
 }
 
 
@@ -213,7 +218,7 @@ async def _write(
                 async with handler_scope:
                     outcome = await run(ctx, cmd)
                     reply = ok_reply(command_id, cmd.type, outcome.result)
-                    await finish(conn, outcome.changes, command_id, reply)
+                    await finish(conn, outcome.changes, command_id, reply, ctx.bag_stores)
             except RelationdError as err:
                 if not savepoint:
                     raise _Refused from None
@@ -279,17 +284,23 @@ async def _stored(
     return Applied(dict(row["reply"]), Disposition.duplicate)
 
 
-async def finish(conn: Any, changes: list[Change], command_id: str, reply: dict[str, Any]) -> None:
-    """Write the command's change events and its reply.
+async def finish(
+    conn: Any,
+    changes: list[Change],
+    command_id: str,
+    reply: dict[str, Any],
+    stores: Sequence[settings_bag.Store] = (),
+) -> None:
+    """Write the command's change events, the settings bags its handler wrote and its reply.
 
     A command acts on one model (its lock serialises that model only), so all its changes share
     one model and one per-model sequence.
     """
-    if not changes:
+    if not changes and not stores:
         await conn.execute(_STORE_REPLY, command_id, reply)
         return
     check_one_model(changes)
-    await finish_all(conn, [(command_id, c) for c in changes], [(command_id, reply)])
+    await finish_all(conn, [(command_id, c) for c in changes], [(command_id, reply)], stores)
 
 
 def check_one_model(changes: list[Change]) -> None:
@@ -299,14 +310,18 @@ def check_one_model(changes: list[Change]) -> None:
 
 
 async def finish_all(
-    conn: Any, events: list[tuple[str, Change]], replies: list[tuple[str, dict[str, Any]]]
+    conn: Any,
+    events: list[tuple[str, Change]],
+    replies: list[tuple[str, dict[str, Any]]],
+    stores: Sequence[settings_bag.Store] = (),
 ) -> None:
-    """Write ``events`` (command id, change), numbered per model in this order, and ``replies``
-    (command id, reply)."""
+    """Write ``events`` (command id, change), numbered per model in this order, ``replies``
+    (command id, reply) and the settings bags' ``stores`` (at most one per bag)."""
     models = {c.model_uuid for _, c in events}
-    query = _FINISH[len(models) == 1, len(replies) == 1]
+    query = _FINISH[len(models) == 1, len(replies) == 1, settings_bag.form(stores)]
     first: Any = models.pop() if len(models) == 1 else [c.model_uuid for _, c in events]
-    await conn.execute(query, first, *_finish_columns(events, replies))
+    bags = settings_bag.store_args(stores) if stores else ()
+    await conn.execute(query, first, *_finish_columns(events, replies), *bags)
 
 
 def _finish_columns(

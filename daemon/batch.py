@@ -6,7 +6,8 @@ transaction holds defers its commands to a later batch (``None`` in the result) 
 blocking the others, and two batches never wait on each other's model locks. As in the
 one-command path (daemon/applier.py), a refused command costs no savepoint on the common path:
 the attempt is rolled back and the batch applied again with a savepoint per command, which keeps
-the others' work and stores the refusal.
+the others' work and stores the refusal. The settings bags the handlers write are stored with the
+events, set-wise, or before a later command of the same model, which reads them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contracts.events import Namespace
 from contracts.names import is_uuid
 from daemon.applier import Applied, _stored, check_one_model, error_reply, finish_all, ok_reply
 from daemon.disposition import Disposition
-from handlers import Actor, Change, Context, access, lookup, read_ahead, run
+from handlers import Actor, Change, Context, access, lookup, read_ahead, run, settings_bag
 from handlers.context import DEFAULT_LIMITS, Limits
 
 # The opening of a batch, in one round trip. Its models are locked in one fixed order (those
@@ -81,6 +82,14 @@ class Item:
 class _Writes:
     events: list[tuple[str, Change]] = field(default_factory=list)  # (command id, change)
     replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    stores: list[settings_bag.Store] = field(default_factory=list)  # settings bags written
+
+    async def store_before(self, conn: Any, model: str | None) -> None:
+        """Store the bags written so far if ``model`` (a UUID; None: not known) has one among
+        them: its next command reads what the earlier ones wrote."""
+        if any(model is None or str(s.model_uuid) == model for s in self.stores):
+            await settings_bag.store(conn, self.stores)
+            self.stores.clear()
 
 
 class _Refused(Exception):
@@ -164,6 +173,7 @@ async def _attempt(conn: Any, items: list[Item], limits: Limits, *, savepoints: 
         for i in todo:
             item, key = items[i], keys[i]
             row = locked.get(key)
+            await writes.store_before(conn, None if row is None else str(row["uuid"]))
             known: tuple[Any, int | None] | None = None
             if row is not None and str(row["uuid"]) not in stale:
                 known = row, levels.get((str(row["uuid"]), item.actor.user or ""))
@@ -227,9 +237,10 @@ async def _one(
     reply = ok_reply(command_id, cmd.type, outcome.result)
     writes.replies.append((command_id, reply))
     writes.events.extend((command_id, c) for c in outcome.changes)
+    writes.stores.extend(ctx.bag_stores)
     return Applied(reply, Disposition.applied, len(outcome.changes))
 
 
 async def _finish(conn: Any, writes: _Writes) -> None:
     if writes.replies:
-        await finish_all(conn, writes.events, writes.replies)
+        await finish_all(conn, writes.events, writes.replies, writes.stores)

@@ -9,6 +9,7 @@ from typing import Any
 from handlers import lookup
 from handlers.db import Connection
 from handlers.rows import Model, Row
+from handlers.settings_bag import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Context:
     # What a batch read for this command before its handler ran (unit_in_relation.find_many),
     # by (model UUID, what was asked); each answer is taken once.
     read_ahead: dict[Hashable, Any] = field(default_factory=dict)
+    # Settings bags written by the handler, stored by the daemon when the command ends.
+    bag_stores: list[Store] = field(default_factory=list)
 
     def knows_model(self, ref: str, row: Row, *, locked: bool) -> None:
         """Keep the model row read as ``ref`` in this transaction (locked, with ``locked``)."""

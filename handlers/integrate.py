@@ -11,14 +11,13 @@ from contracts.charm import Scope
 from contracts.commands import Integrate
 from contracts.names import split_endpoint
 from contracts.replies import RelationInfo
-from handlers import changes
+from handlers import changes, settings_bag
 from handlers.context import Context
 from handlers.inference import Endpoint, infer, relation_key
 from handlers.outcome import Change, Outcome
 from handlers.registry import handles
 from handlers.relation_rows import create_relation, relation_endpoint_info
 from handlers.rows import RelationEndpoint, RelationKey
-from handlers.settings_bag import APPLICATION_BAG, write
 from handlers.values import Life
 
 # The two named applications, each with its endpoints by name and, for an endpoint with a limit,
@@ -96,13 +95,12 @@ async def integrate(ctx: Context, cmd: Integrate) -> Outcome:
     endpoint_uuid_of = {s.application_name: s.relation_endpoint_uuid for s in sides}
     for app_name, bag in sorted(cmd.settings.items()):
         # The endpoint is new in this transaction: its bag is empty, nothing to read.
-        stored = await write(
-            conn,
-            APPLICATION_BAG,
+        stored = await settings_bag.write(
+            ctx,
+            settings_bag.APPLICATION_BAG,
             m,
             endpoint_uuid_of[app_name],
             bag,
-            max_bytes=ctx.limits.max_bag_bytes,
             new_owner=True,
             what="application settings",
         )

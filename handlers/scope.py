@@ -123,12 +123,11 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
             out.append(changes.relation_status(m, rel, "joined", message))
     if cmd.settings is not None:
         write = await settings_bag.write(
-            conn,
+            ctx,
             settings_bag.UNIT_BAG,
             m,
             ru_uuid,
             cmd.settings,
-            max_bytes=ctx.limits.max_bag_bytes,
             replace=True,
             new_owner=entering,
             what=f"settings of {cmd.unit} in relation {rel.relation_id}",

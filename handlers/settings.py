@@ -66,7 +66,6 @@ def _application_bag(cmd: SetApplicationSettings) -> unit_in_relation.Wanted:
 @handles(SetUnitSettings, reads_first=_unit_bag)
 async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     """Merge into a unit's settings; an event only if the bag's hash changes."""
-    conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
     found = await unit_in_relation.find(ctx, m, _unit_bag(cmd))
@@ -74,12 +73,11 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     ru = _in_scope(rel, ep.relation_unit_uuid, cmd.unit)
     write = await settings_bag.write(
-        conn,
+        ctx,
         settings_bag.UNIT_BAG,
         m,
         ru,
         cmd.settings,
-        max_bytes=ctx.limits.max_bag_bytes,
         read=found.bags[ep.relation_endpoint_uuid],
         what=f"settings of {cmd.unit} in relation {rel.relation_id}",
     )
@@ -90,7 +88,6 @@ async def set_unit_settings(ctx: Context, cmd: SetUnitSettings) -> Outcome:
 @handles(SetApplicationSettings, reads_first=_application_bag)
 async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) -> Outcome:
     """The leader merges into its application's settings in the relation."""
-    conn = ctx.conn
     model = await ctx.model(cmd.model, lock=True)
     m = model.uuid
     found = await unit_in_relation.find(ctx, m, _application_bag(cmd))
@@ -98,12 +95,11 @@ async def set_application_settings(ctx: Context, cmd: SetApplicationSettings) ->
     ep = lookup.endpoint_for_unit(found.endpoints, rel, cmd.unit)
     lookup.check_leader(found.unit, found.unit.leader, "write application settings")
     write = await settings_bag.write(
-        conn,
+        ctx,
         settings_bag.APPLICATION_BAG,
         m,
         ep.relation_endpoint_uuid,
         cmd.settings,
-        max_bytes=ctx.limits.max_bag_bytes,
         read=found.bags[ep.relation_endpoint_uuid],
         what=f"settings of {ep.application_name} in relation {rel.relation_id}",
     )

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from contracts import errors
 from handlers.db import Connection
+
+if TYPE_CHECKING:
+    from handlers.context import Context
 
 
 def merge(current: dict[str, str], update: dict[str, str]) -> dict[str, str]:
@@ -78,16 +83,45 @@ class Bag:
             f"FROM {self.settings} s WHERE s.model_uuid = {model} AND s.{self.owner} = {owner}"
         )
 
-    def store_sql(self) -> str:
-        """Delete keys $3, upsert keys $4 with values $5 and store hash $6, in one statement."""
+    def store_one_sql(self, first: int) -> str:
+        """CTEs that store one bag of this kind from the six parameters of :func:`store_args`
+        (model, owner, keys deleted, keys and values upserted, hash), the first at ``first``."""
+        m, o = f"${first}::uuid", f"${first + 1}::uuid"
         return (
-            f"WITH removed AS (DELETE FROM {self.settings} "
-            f"WHERE model_uuid = $1 AND {self.owner} = $2 AND key = ANY($3::text[])), "
-            f"upserted AS (INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
-            "SELECT $1, $2, k, v FROM unnest($4::text[], $5::text[]) AS t(k, v) "
-            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value) "
-            f"INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) VALUES ($1, $2, $6) "
-            f"ON CONFLICT (model_uuid, {self.owner}) DO UPDATE SET sha256 = EXCLUDED.sha256"
+            f"{self.settings}_removed AS (DELETE FROM {self.settings} "
+            f"WHERE model_uuid = {m} AND {self.owner} = {o} AND key = ANY(${first + 2}::text[])), "
+            f"{self.settings}_upserted AS ("
+            f"INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
+            f"SELECT {m}, {o}, k, v FROM unnest(${first + 3}::text[], ${first + 4}::text[]) AS t(k, v) "
+            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value), "
+            f"{self.hashes}_stored AS ("
+            f"INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) VALUES ({m}, {o}, ${first + 5}) "
+            f"ON CONFLICT (model_uuid, {self.owner}) DO UPDATE SET sha256 = EXCLUDED.sha256)"
+        )
+
+    def store_each_sql(self, first: int) -> str:
+        """CTEs that store this kind's bags among the rows of :func:`store_args`' nine arrays,
+        the first at parameter ``first``."""
+        keys = (
+            f"unnest(${first}::text[], ${first + 1}::uuid[], ${first + 2}::uuid[], "
+            f"${first + 3}::text[], ${first + 4}::text[]) AS k(bag, m, o, key, value)"
+        )
+        hashes = (
+            f"unnest(${first + 5}::text[], ${first + 6}::uuid[], ${first + 7}::uuid[], "
+            f"${first + 8}::text[]) AS h(bag, m, o, sha256)"
+        )
+        mine = f"bag = '{self.settings}'"
+        return (
+            f"{self.settings}_removed AS (DELETE FROM {self.settings} s USING {keys} "
+            f"WHERE k.{mine} AND k.value IS NULL "
+            f"AND s.model_uuid = k.m AND s.{self.owner} = k.o AND s.key = k.key), "
+            f"{self.settings}_upserted AS ("
+            f"INSERT INTO {self.settings} (model_uuid, {self.owner}, key, value) "
+            f"SELECT k.m, k.o, k.key, k.value FROM {keys} WHERE k.{mine} AND k.value IS NOT NULL "
+            f"ON CONFLICT (model_uuid, {self.owner}, key) DO UPDATE SET value = EXCLUDED.value), "
+            f"{self.hashes}_stored AS (INSERT INTO {self.hashes} (model_uuid, {self.owner}, sha256) "
+            f"SELECT h.m, h.o, h.sha256 FROM {hashes} WHERE h.{mine} "
+            f"ON CONFLICT (model_uuid, {self.owner}) DO UPDATE SET sha256 = EXCLUDED.sha256)"
         )
 
 
@@ -102,14 +136,81 @@ async def read(conn: Connection, bag: Bag, model_uuid: str, owner_uuid: str) -> 
     return {r["key"]: r["value"] for r in sorted(rows, key=lambda r: r["key"])}
 
 
+@dataclass(frozen=True, slots=True)
+class Store:
+    """A bag's write, kept until its command ends: the daemon stores it with the command's events,
+    a round trip less per write."""
+
+    bag: Bag
+    model_uuid: str
+    owner_uuid: str
+    removed: list[str]
+    upserted: dict[str, str]
+    sha256: str
+
+
+BAGS = (UNIT_BAG, APPLICATION_BAG)
+# How some stores are written: none; one bag of a kind, with scalar parameters (the common case:
+# a settings write or enter scope writes one bag); or several, set-wise. Each form is its own
+# statement.
+EACH = "each"
+FORMS: tuple[Bag | str | None, ...] = (None, *BAGS, EACH)
+
+
+def form(stores: Sequence[Store]) -> Bag | str | None:
+    """How ``stores`` are written, one of FORMS."""
+    if not stores:
+        return None
+    return stores[0].bag if len(stores) == 1 else EACH
+
+
+def store_ctes(first: int, how: Bag | str | None) -> str:
+    """CTEs that store bags written in the form ``how`` (not None) from :func:`store_args`, the
+    first parameter at ``first``."""
+    if isinstance(how, Bag):
+        return how.store_one_sql(first)
+    return ", ".join(bag.store_each_sql(first) for bag in BAGS)
+
+
+def store_args(stores: Sequence[Store]) -> list[Any]:
+    """The parameters of :func:`store_ctes` for ``stores`` (at most one per bag owner: the upserts
+    could not touch the same row twice). One store: model, owner, keys deleted, keys and values
+    upserted, hash. Several: keys (bag, model, owner, key, value; a NULL value deletes the key),
+    then hashes (bag, model, owner, hash), as arrays; ``bag`` is the settings table a row is for."""
+    if len(stores) == 1:
+        (s,) = stores
+        return [s.model_uuid, s.owner_uuid, s.removed, list(s.upserted), list(s.upserted.values()), s.sha256]
+    keys: list[tuple[str, str, str, str, str | None]] = []
+    for s in stores:
+        keys += [(s.bag.settings, s.model_uuid, s.owner_uuid, k, None) for k in s.removed]
+        keys += [(s.bag.settings, s.model_uuid, s.owner_uuid, k, v) for k, v in s.upserted.items()]
+    hashes = [(s.bag.settings, s.model_uuid, s.owner_uuid, s.sha256) for s in stores]
+    return [*_columns(keys, 5), *_columns(hashes, 4)]
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+# Stores on their own, for a command that must read what an earlier one wrote.
+_STORE: dict[Bag | str | None, str] = {
+    how: f"WITH {store_ctes(1, how)} SELECT 1" for how in FORMS if how is not None
+}
+
+
+async def store(conn: Connection, stores: Sequence[Store]) -> None:
+    """Write ``stores`` now (nothing if there are none)."""
+    if stores:
+        await conn.execute(_STORE[form(stores)], *store_args(stores))
+
+
 async def write(
-    conn: Connection,
+    ctx: Context,
     bag: Bag,
     model_uuid: str,
     owner_uuid: str,
     update: dict[str, str],
     *,
-    max_bytes: int,
     replace: bool = False,
     new_owner: bool = False,
     read: Stored | None = None,
@@ -117,14 +218,21 @@ async def write(
 ) -> Write:
     """Merge ``update`` into the bag (or replace the bag); store it only if its hash changes.
 
+    The store waits in ``ctx.bag_stores`` until the command ends (the daemon writes it with the
+    command's events), so nothing in the command reads the bag back from the database after this.
     ``new_owner``: the owner was created in this transaction, so its bag is empty and unhashed.
     ``read``: the bag as read already in this transaction (unit_in_relation.find reads it).
-    Raises PayloadTooLarge when the bag would hold more than ``max_bytes``.
+    Raises PayloadTooLarge when the bag would hold more than the limit of ``ctx``.
     """
+    if any(s.bag == bag and s.owner_uuid == owner_uuid for s in ctx.bag_stores):
+        # The same bag twice in one command: what was read before the first write is stale.
+        await store(ctx.conn, ctx.bag_stores)
+        ctx.bag_stores.clear()
+        read, new_owner = None, False
     if new_owner:
         read = Stored({}, None)
     elif read is None:
-        row = await conn.fetchrow(bag.read_with_hash_sql(), model_uuid, owner_uuid)
+        row = await ctx.conn.fetchrow(bag.read_with_hash_sql(), model_uuid, owner_uuid)
         read = Stored.from_columns(row["keys"], row["vals"], row["sha256"])
     current = read.settings
     old_hash = read.sha256 or bag_hash(current)
@@ -133,6 +241,7 @@ async def write(
     if new_hash == old_hash:
         return Write(False, new_hash)
     size = bag_size(new)
+    max_bytes = ctx.limits.max_bag_bytes
     if size > max_bytes:
         raise errors.PayloadTooLarge(
             f"{what} would hold {size} bytes; the limit is {max_bytes}",
@@ -140,8 +249,6 @@ async def write(
             limit=max_bytes,
         )
     removed = [k for k in current if k not in new]
-    upsert = {k: v for k, v in new.items() if current.get(k) != v}
-    await conn.execute(
-        bag.store_sql(), model_uuid, owner_uuid, removed, list(upsert), list(upsert.values()), new_hash
-    )
+    upserted = {k: v for k, v in new.items() if current.get(k) != v}
+    ctx.bag_stores.append(Store(bag, model_uuid, owner_uuid, removed, upserted, new_hash))
     return Write(True, new_hash)

@@ -16,6 +16,7 @@ import pytest
 
 from daemon import applier, outbox
 from daemon.database import POOL_SESSION
+from handlers import settings_bag
 from tests.conftest import ADMIN_DSN
 from tests.harness import create_database, drop_database
 
@@ -47,10 +48,13 @@ async def kept_plan(conn: Any, sql: str, args: str, grow: str) -> str:
 
 @pytest.mark.parametrize("one_model", [True, False], ids=["one-model", "models"])
 @pytest.mark.parametrize("one_reply", [True, False], ids=["one-reply", "replies"])
+@pytest.mark.parametrize("bags", [None, settings_bag.EACH], ids=["no-bags", "bags"])
 async def test_replies_are_stored_by_index_in_a_plan_made_while_the_table_was_small(
-    young_database: str, one_model: bool, one_reply: bool
+    young_database: str, one_model: bool, one_reply: bool, bags: str | None
 ) -> None:
-    """Every form of the end of a command (applier._FINISH)."""
+    """The forms of the end of a command (applier._FINISH), without settings bags to store and
+    with bags stored set-wise (here none: a bag needs its owner's row); the form storing one bag
+    stores its reply as the form without bags does."""
     conn = await asyncpg.connect(young_database, server_settings=dict(POOL_SESSION))
     commands = (
         "INSERT INTO processed_command (command_id, command_type, body_sha256) "
@@ -61,12 +65,14 @@ async def test_replies_are_stored_by_index_in_a_plan_made_while_the_table_was_sm
         f"{model}, '{{a}}', '{{b}}', '{{c}}', ARRAY['{{}}']::jsonb[], ARRAY['{{}}']::jsonb[], "
         "'{c7}', '{c7}', ARRAY['{}']::jsonb[]"
     )
+    if bags is not None:
+        args += ", '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'"
     try:
         await conn.execute(commands.format(1, 20))
         await conn.execute("ANALYZE processed_command")
         async with conn.transaction():
             plan = await kept_plan(
-                conn, applier._FINISH[one_model, one_reply], args, commands.format(21, 5000)
+                conn, applier._FINISH[one_model, one_reply, bags], args, commands.format(21, 5000)
             )
     finally:
         await conn.close()
