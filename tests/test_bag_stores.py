@@ -64,13 +64,8 @@ async def test_a_batch_stores_each_models_bags_before_its_next_command_and_keeps
     async with pool.acquire() as conn:
         recording = Recording(conn)
         results = await apply_batch(recording, items)
-    assert [r.disposition if r else None for r in results] == [
-        Disposition.applied,
-        Disposition.applied,
-        Disposition.applied,
-        Disposition.refused,
-        Disposition.applied,
-    ]
+    applied, refused = Disposition.applied, Disposition.refused
+    assert [r.disposition if r else None for r in results] == [applied] * 3 + [refused, applied]
     # Each attempt (the one refused, then the one with savepoints) stores what was written before
     # a's second and third commands on its own, and b's last write with the events; the refused
     # attempt never finished.
