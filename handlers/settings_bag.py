@@ -2,7 +2,8 @@
 
 A write merges: named keys are set, a key given "" is deleted, the others stay. The hash of the
 whole bag is kept beside it; a write that leaves the hash as it was changes nothing and emits
-nothing.
+nothing. What a write stores waits in the command's context until the command ends, when the
+daemon stores it in the statement that writes the command's events (daemon/applier.py).
 """
 
 from __future__ import annotations
