@@ -59,9 +59,7 @@ RETURNING message
 
 
 def _entering(cmd: EnterScope) -> unit_in_relation.Wanted:
-    """With settings, the unit's bag too: a unit already in scope has its bag replaced."""
-    bag = None if cmd.settings is None else settings_bag.UNIT_BAG
-    return unit_in_relation.Wanted(cmd.relation, cmd.unit, bag)
+    return unit_in_relation.Wanted(cmd.relation, cmd.unit)
 
 
 @handles(EnterScope, reads_first=_entering)
@@ -132,7 +130,6 @@ async def enter_scope(ctx: Context, cmd: EnterScope) -> Outcome:
             cmd.settings,
             replace=True,
             new_owner=entering,
-            read=found.bags.get(mine.relation_endpoint_uuid),
             what=f"settings of {cmd.unit} in relation {rel.relation_id}",
         )
         if write.changed:

@@ -238,8 +238,8 @@ async def test_the_hot_writes_ask_the_database_a_few_times(domain: Domain, rel: 
     # later, with the command's events.
     assert await handler_statements(domain, enter(rel, "mysql/1")) == (3, 0)
     assert await handler_statements(domain, enter(rel, "mysql/1", {"a": "1"})) == (3, 1)
-    # Already in scope: no scope row; the bag it replaces is read with the unit in its relation.
-    assert await handler_statements(domain, enter(rel, "mysql/0", {"a": "1"})) == (2, 1)
+    # Already in scope: no scope row, but its bag is read to be replaced.
+    assert await handler_statements(domain, enter(rel, "mysql/0", {"a": "1"})) == (3, 1)
     # A settings write reads its bag with the unit in its relation.
     assert await handler_statements(domain, set_unit(rel, "mysql/0", {"a": "1"})) == (2, 1)
     assert await handler_statements(domain, set_app(rel, "mysql/0", {"a": "1"})) == (2, 1)
