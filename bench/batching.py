@@ -23,13 +23,14 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+from unittest.mock import patch
 
 import asyncpg
 
-from bench.daemon_variant import stored_apart
+from bench.daemon_variant import no_read_ahead, stored_apart
 from bench.env import ADMIN_DSN, database_url, process_cpu_seconds
 from bench.workload import PROVIDER_CHARM, REQUIRER_CHARM
 from daemon.applier import apply
@@ -110,36 +111,10 @@ class Models:
         return self.steps[model].pop(0)
 
 
-async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
-    return [{} for _ in commands]
-
-
-@contextmanager
-def _without_read_ahead() -> Iterator[None]:
-    """Each handler of a batch reads what it starts with itself, as before."""
-    saved = read_ahead.read
-    read_ahead.read = _no_read_ahead
-    try:
-        yield
-    finally:
-        read_ahead.read = saved
-
-
-@contextmanager
-def _storing_bags_apart() -> Iterator[None]:
-    """A settings write stores its bag in a statement of its own, as before."""
-    saved = settings_bag.write
-    settings_bag.write = stored_apart(saved)
-    try:
-        yield
-    finally:
-        settings_bag.write = saved
-
-
 # Issue 17's changes that a case can undo, and the smallest batch each changes.
-UNDO: dict[str, tuple[Callable[[], AbstractContextManager[None]], int]] = {
-    "no-read-ahead": (_without_read_ahead, 2),
-    "store-bags-apart": (_storing_bags_apart, 1),
+UNDO: dict[str, tuple[Callable[[], AbstractContextManager[Any]], int]] = {
+    "no-read-ahead": (lambda: patch.object(read_ahead, "read", no_read_ahead), 2),
+    "store-bags-apart": (lambda: patch.object(settings_bag, "write", stored_apart(settings_bag.write)), 1),
 }
 
 
@@ -194,7 +169,7 @@ async def measure(
             if settings_writes:
                 await models.settings_writes(conn, relations=8)
             await conn.execute("ANALYZE")
-            cases: list[tuple[str, int, Callable[[], AbstractContextManager[None]]]] = [
+            cases: list[tuple[str, int, Callable[[], AbstractContextManager[Any]]]] = [
                 (str(size), size, nullcontext) for size in sizes
             ]
             for change in undo:

@@ -60,9 +60,9 @@ def main() -> None:
     if os.environ.get("BENCH_NO_READ_AHEAD") == "1":
         from handlers import read_ahead
 
-        read_ahead.read = _no_read_ahead
+        read_ahead.read = no_read_ahead
     if os.environ.get("BENCH_STORE_BAGS_APART") == "1":
-        _store_bags_apart()
+        settings_bag.write = stored_apart(settings_bag.write)
     if os.environ.get("BENCH_ALWAYS_FENCE") == "1":
         from daemon import database, outbox
 
@@ -70,12 +70,8 @@ def main() -> None:
     cli.main()
 
 
-async def _no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
+async def no_read_ahead(conn: Any, commands: list[tuple[str, Any]]) -> list[dict[Hashable, Any]]:
     return [{} for _ in commands]
-
-
-def _store_bags_apart() -> None:
-    settings_bag.write = stored_apart(settings_bag.write)
 
 
 def stored_apart(deferred: Any) -> Any:

@@ -19,6 +19,7 @@ from daemon.disposition import Disposition
 from handlers import Actor, Context, settings_bag, unit_in_relation
 from handlers.unit_in_relation import Wanted
 from tests.domain import Domain, Recording, enter
+from tests.test_batch import item
 
 REQUIRER = {"name": "ra-app", "requires": {"db": {"interface": "ra-sql"}}}
 PROVIDER = {"name": "ra-db", "provides": {"db": {"interface": "ra-sql"}}}
@@ -89,11 +90,6 @@ async def test_find_many_answers_each_ask_as_find_does(pool: Any) -> None:
         "UnitNotFound",
         "RelationNotFound",
     ]
-
-
-def item(body: dict[str, Any]) -> Item:
-    raw = json.dumps(body).encode()
-    return Item(str(uuid.uuid4()), body_digest(raw), COMMAND_ADAPTER.validate_json(raw), Actor.system())
 
 
 def unit_command(kind: str, d: Domain, rel: int, unit: str, settings: dict[str, str] | None = None) -> Item:
